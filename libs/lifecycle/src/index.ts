@@ -1,0 +1,14 @@
+export { attachLifecycle } from './attach-lifecycle';
+export type { CutRequest } from './http-server.tracker';
+export { LIFECYCLE_CLOCK, LIFECYCLE_OPTIONS, LIFECYCLE_PROCESS, LifecycleEvent } from './lifecycle.constants';
+export { LifecycleError, LifecycleOptionsError, LifecyclePhaseError, ShutdownHooksConflictError } from './lifecycle.errors';
+export { LIFECYCLE_MODULE_OPTIONS } from './lifecycle.module-definition';
+export { LifecycleModule } from './lifecycle.module';
+export { DEFAULT_LIFECYCLE_OPTIONS, resolveLifecycleOptions, shutdownBudgetMs } from './lifecycle.options';
+export type { LifecycleModuleOptions, ResolvedLifecycleOptions } from './lifecycle.options';
+export { systemClock, systemProcess } from './lifecycle.runtime';
+export type { LifecycleClock, LifecycleProcess } from './lifecycle.runtime';
+export { LifecycleService, newTraceId } from './lifecycle.service';
+export type { InstanceIdentity, LifecycleTask, WarmupTask } from './lifecycle.service';
+export { LIFECYCLE_STATE_ORDER, LIFECYCLE_TRANSITIONS, LifecycleState, isLegalTransition } from './lifecycle.state';
+export type { LifecycleStateChange } from './lifecycle.state';

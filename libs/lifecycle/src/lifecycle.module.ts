@@ -1,0 +1,24 @@
+import { Module } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
+import { LIFECYCLE_CLOCK, LIFECYCLE_OPTIONS, LIFECYCLE_PROCESS } from './lifecycle.constants';
+import { LIFECYCLE_MODULE_OPTIONS, LifecycleConfigurableModule } from './lifecycle.module-definition';
+import { LifecycleModuleOptions, resolveLifecycleOptions } from './lifecycle.options';
+import { systemClock, systemProcess } from './lifecycle.runtime';
+import { LifecycleService } from './lifecycle.service';
+
+@Module({
+  imports: [DiscoveryModule],
+  providers: [
+    {
+      provide: LIFECYCLE_OPTIONS,
+      // Validation lives in the provider so that forRoot and every forRootAsync form are covered.
+      useFactory: (options: LifecycleModuleOptions) => resolveLifecycleOptions(options),
+      inject: [LIFECYCLE_MODULE_OPTIONS],
+    },
+    { provide: LIFECYCLE_CLOCK, useValue: systemClock },
+    { provide: LIFECYCLE_PROCESS, useValue: systemProcess },
+    LifecycleService,
+  ],
+  exports: [LifecycleService, LIFECYCLE_OPTIONS],
+})
+export class LifecycleModule extends LifecycleConfigurableModule {}
