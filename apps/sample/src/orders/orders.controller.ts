@@ -1,0 +1,31 @@
+import { BadRequestException, Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { Order, OrdersService } from './orders.service';
+
+@Controller('orders')
+export class OrdersController {
+  constructor(private readonly orders: OrdersService) {}
+
+  @Get()
+  list(): Order[] {
+    return this.orders.list();
+  }
+
+  @Get(':id')
+  get(@Param('id') id: string): Order {
+    return this.orders.get(id);
+  }
+
+  @Post()
+  @HttpCode(201)
+  create(@Body() body: unknown): Order {
+    const { item, quantity } = (body ?? {}) as { item?: unknown; quantity?: unknown };
+    if (typeof item !== 'string' || item.trim() === '' || item.length > 200) {
+      throw new BadRequestException('item must be a non-empty string of at most 200 characters');
+    }
+    const qty = quantity === undefined ? 1 : quantity;
+    if (!Number.isInteger(qty) || (qty as number) < 1 || (qty as number) > 10_000) {
+      throw new BadRequestException('quantity must be a whole number from 1 to 10000');
+    }
+    return this.orders.create(item, qty as number);
+  }
+}
