@@ -1,7 +1,7 @@
-import { Module } from '@nestjs/common';
+import { DynamicModule, Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { LIFECYCLE_CLOCK, LIFECYCLE_OPTIONS, LIFECYCLE_PROCESS } from './lifecycle.constants';
-import { LIFECYCLE_MODULE_OPTIONS, LifecycleConfigurableModule } from './lifecycle.module-definition';
+import { LIFECYCLE_MODULE_OPTIONS, LIFECYCLE_OPTIONS_TYPE, LifecycleConfigurableModule } from './lifecycle.module-definition';
 import { LifecycleModuleOptions, resolveLifecycleOptions } from './lifecycle.options';
 import { systemClock, systemProcess } from './lifecycle.runtime';
 import { LifecycleService } from './lifecycle.service';
@@ -21,4 +21,9 @@ import { LifecycleService } from './lifecycle.service';
   ],
   exports: [LifecycleService, LIFECYCLE_OPTIONS],
 })
-export class LifecycleModule extends LifecycleConfigurableModule {}
+export class LifecycleModule extends LifecycleConfigurableModule {
+  /** `forRoot()` with no argument means all defaults (the generated method needs an object). */
+  static override forRoot(options: typeof LIFECYCLE_OPTIONS_TYPE = {}): DynamicModule {
+    return super.forRoot(options);
+  }
+}

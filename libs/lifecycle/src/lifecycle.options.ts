@@ -123,7 +123,9 @@ export const DEFAULT_LIFECYCLE_OPTIONS = {
 } as const;
 
 /** The shutdown time the options ask for, before the hard deadline's margin. */
-export function shutdownBudgetMs(o: Pick<ResolvedLifecycleOptions, 'drainDelayMs' | 'drainTaskTimeoutMs' | 'shutdownTimeoutMs' | 'hookTimeoutMs'>): number {
+export function shutdownBudgetMs(
+  o: Pick<ResolvedLifecycleOptions, 'drainDelayMs' | 'drainTaskTimeoutMs' | 'shutdownTimeoutMs' | 'hookTimeoutMs'>,
+): number {
   return Math.max(o.drainDelayMs, o.drainTaskTimeoutMs) + o.shutdownTimeoutMs + o.hookTimeoutMs;
 }
 
@@ -140,7 +142,10 @@ const MS_FIELDS = [
 ] as const;
 
 /** Merges the input with the defaults once and validates it; every problem is reported together. */
-export function resolveLifecycleOptions(input: LifecycleModuleOptions = {}, env: NodeJS.ProcessEnv = process.env): ResolvedLifecycleOptions {
+export function resolveLifecycleOptions(
+  input: LifecycleModuleOptions = {},
+  env: NodeJS.ProcessEnv = process.env,
+): ResolvedLifecycleOptions {
   const problems: string[] = [];
   if (input === null || typeof input !== 'object') {
     throw new LifecycleOptionsError(['options must be an object']);
@@ -148,32 +153,32 @@ export function resolveLifecycleOptions(input: LifecycleModuleOptions = {}, env:
   for (const field of MS_FIELDS) {
     const value = input[field];
     if (value !== undefined && !(Number.isInteger(value) && value >= 0)) {
-      problems.push(`${field} must be a whole number of milliseconds >= 0 (got ${JSON.stringify(value)})`);
+      problems.push(`${field} must be a whole number of milliseconds >= 0 (got ${show(value)})`);
     }
   }
   const grace = input.terminationGracePeriodSeconds;
   if (grace !== undefined && !(typeof grace === 'number' && Number.isFinite(grace) && grace > 0)) {
-    problems.push(`terminationGracePeriodSeconds must be a positive number (got ${JSON.stringify(grace)})`);
+    problems.push(`terminationGracePeriodSeconds must be a positive number (got ${show(grace)})`);
   }
   const signals = input.signals ?? DEFAULT_LIFECYCLE_OPTIONS.signals;
   if (!Array.isArray(signals) || signals.length === 0) {
     problems.push(`signals must be a non-empty array of ${SUPPORTED_SIGNALS.join(', ')}`);
   } else {
     for (const s of signals) {
-      if (!SUPPORTED_SIGNALS.includes(s)) problems.push(`signals: ${JSON.stringify(s)} is not one of ${SUPPORTED_SIGNALS.join(', ')}`);
+      if (!SUPPORTED_SIGNALS.includes(s)) problems.push(`signals: ${show(s)} is not one of ${SUPPORTED_SIGNALS.join(', ')}`);
     }
   }
   for (const field of ['instanceId', 'version'] as const) {
     const value = input[field];
     if (value !== undefined && (typeof value !== 'string' || value.trim() === '')) {
-      problems.push(`${field} must be a non-empty string (got ${JSON.stringify(value)})`);
+      problems.push(`${field} must be a non-empty string (got ${show(value)})`);
     }
   }
   if (input.color !== undefined && !(typeof input.color === 'string' && /^[a-z][a-z0-9-]{0,31}$/.test(input.color))) {
-    problems.push(`color must be a lower-case label such as "blue" or "green" (got ${JSON.stringify(input.color)})`);
+    problems.push(`color must be a lower-case label such as "blue" or "green" (got ${show(input.color)})`);
   }
   if (input.exitOnShutdown !== undefined && typeof input.exitOnShutdown !== 'boolean') {
-    problems.push(`exitOnShutdown must be a boolean (got ${JSON.stringify(input.exitOnShutdown)})`);
+    problems.push(`exitOnShutdown must be a boolean (got ${show(input.exitOnShutdown)})`);
   }
   if (problems.length > 0) throw new LifecycleOptionsError(problems);
 
@@ -193,7 +198,7 @@ export function resolveLifecycleOptions(input: LifecycleModuleOptions = {}, env:
     terminationGracePeriodSeconds: grace,
     signals: [...new Set(signals)],
     instanceId: input.instanceId ?? `${hostname()}-${process.pid}`,
-    version: input.version ?? env.APP_VERSION ?? env.npm_package_version ?? '0.0.0',
+    version: input.version ?? (env.APP_VERSION || env.npm_package_version || '0.0.0'),
     color: input.color ?? d.color,
     keepAliveTimeoutMs,
     headersTimeoutMs: input.headersTimeoutMs ?? keepAliveTimeoutMs + 1000,
@@ -217,8 +222,15 @@ export function resolveLifecycleOptions(input: LifecycleModuleOptions = {}, env:
     );
   }
   if (resolved.headersTimeoutMs <= resolved.keepAliveTimeoutMs) {
-    problems.push(`headersTimeoutMs (${resolved.headersTimeoutMs}) must be greater than keepAliveTimeoutMs (${resolved.keepAliveTimeoutMs})`);
+    problems.push(
+      `headersTimeoutMs (${resolved.headersTimeoutMs}) must be greater than keepAliveTimeoutMs (${resolved.keepAliveTimeoutMs})`,
+    );
   }
   if (problems.length > 0) throw new LifecycleOptionsError(problems);
   return Object.freeze(resolved);
+}
+
+/** Renders a rejected value for an error message; JSON.stringify would print NaN and Infinity as null. */
+function show(value: unknown): string {
+  return typeof value === 'number' ? String(value) : JSON.stringify(value);
 }

@@ -1,13 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
-import {
-  BeforeApplicationShutdown,
-  Inject,
-  Injectable,
-  INestApplication,
-  Logger,
-  OnApplicationShutdown,
-} from '@nestjs/common';
+import { BeforeApplicationShutdown, Inject, Injectable, INestApplication, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { DiscoveryService } from '@nestjs/core';
 import { BehaviorSubject, Observable, Subject } from 'rxjs';
 import { HttpServerTracker } from './http-server.tracker';
@@ -15,12 +8,7 @@ import { LIFECYCLE_CLOCK, LIFECYCLE_OPTIONS, LIFECYCLE_PROCESS, LifecycleEvent }
 import { LifecycleError, LifecyclePhaseError, ShutdownHooksConflictError } from './lifecycle.errors';
 import type { ResolvedLifecycleOptions } from './lifecycle.options';
 import type { LifecycleClock, LifecycleProcess } from './lifecycle.runtime';
-import {
-  isLegalTransition,
-  LIFECYCLE_STATE_ORDER,
-  LifecycleState,
-  LifecycleStateChange,
-} from './lifecycle.state';
+import { isLegalTransition, LIFECYCLE_STATE_ORDER, LifecycleState, LifecycleStateChange } from './lifecycle.state';
 
 /** Work done at a phase boundary, bounded by a timeout; `signal` aborts when the timeout passes. */
 export interface LifecycleTask {
@@ -120,7 +108,9 @@ export class LifecycleService implements BeforeApplicationShutdown, OnApplicatio
   /** Registers work that must finish before READY (pool connect, cache priming). Call it in `onModuleInit`. */
   registerWarmupTask(task: WarmupTask): void {
     if (this.state !== LifecycleState.STARTING) {
-      throw new LifecyclePhaseError(`warm-up task "${task.name}" registered in state ${this.state}; register warm-up tasks in onModuleInit`);
+      throw new LifecyclePhaseError(
+        `warm-up task "${task.name}" registered in state ${this.state}; register warm-up tasks in onModuleInit`,
+      );
     }
     this.warmupTasks.push(task);
   }
@@ -139,11 +129,15 @@ export class LifecycleService implements BeforeApplicationShutdown, OnApplicatio
    */
   attach(app: INestApplication): void {
     if (this.app === app) return;
-    if (this.app) throw new LifecycleError('LIFECYCLE_ALREADY_ATTACHED', 'attachLifecycle() was called with a second application; one LifecycleModule serves one application');
+    if (this.app)
+      throw new LifecycleError(
+        'LIFECYCLE_ALREADY_ATTACHED',
+        'attachLifecycle() was called with a second application; one LifecycleModule serves one application',
+      );
     if (nestShutdownHooksEnabled(app)) throw new ShutdownHooksConflictError();
     this.app = app;
     const server = app.getHttpServer() as Server;
-    this.tracker = new HttpServerTracker(server, this.clock.now);
+    this.tracker = new HttpServerTracker(server, () => this.clock.now());
     this.tracker.attach(this.options.keepAliveTimeoutMs, this.options.headersTimeoutMs);
     this.containShutdownHookErrors();
     for (const signal of this.options.signals) {
@@ -228,7 +222,7 @@ export class LifecycleService implements BeforeApplicationShutdown, OnApplicatio
         ]);
         this.transition(LifecycleState.STOPPING, 'drain over');
       }
-      const cut = (await this.tracker?.stop(this.options.shutdownTimeoutMs, this.clock.sleep)) ?? [];
+      const cut = (await this.tracker?.stop(this.options.shutdownTimeoutMs, (ms, signal) => this.clock.sleep(ms, signal))) ?? [];
       if (cut.length > 0) {
         this.logger.warn({ event: LifecycleEvent.REQUESTS_CUT, ...this.logFields(), count: cut.length, requests: cut.slice(0, 50) });
       }
@@ -260,7 +254,11 @@ export class LifecycleService implements BeforeApplicationShutdown, OnApplicatio
   }
 
   /** Runs tasks in parallel, each bounded; false when a critical one failed. */
-  private async runTasks(kind: 'warmup' | 'drain', tasks: readonly (LifecycleTask | WarmupTask)[], defaultTimeoutMs: number): Promise<boolean> {
+  private async runTasks(
+    kind: 'warmup' | 'drain',
+    tasks: readonly (LifecycleTask | WarmupTask)[],
+    defaultTimeoutMs: number,
+  ): Promise<boolean> {
     const results = await Promise.all(
       tasks.map(async (task) => {
         const started = this.clock.now();
@@ -361,7 +359,13 @@ export class LifecycleService implements BeforeApplicationShutdown, OnApplicatio
           try {
             await (original as (...a: unknown[]) => unknown).apply(instance, args);
           } catch (error) {
-            this.logger.error({ event: LifecycleEvent.HOOK_FAILED, ...this.logFields(), hook, provider: String(owner), error: describeError(error) });
+            this.logger.error({
+              event: LifecycleEvent.HOOK_FAILED,
+              ...this.logFields(),
+              hook,
+              provider: String(owner),
+              error: describeError(error),
+            });
           }
         };
         Object.defineProperty(wrapped, WRAPPED, { value: true });
