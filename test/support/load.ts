@@ -1,0 +1,145 @@
+import { Agent, request } from 'node:http';
+
+export interface LoadOptions {
+  /** Base URL, e.g. the load balancer's `http://127.0.0.1:<port>`. */
+  readonly url: string;
+  /** Requests in flight at any time, each on its own keep-alive connection. @default 32 */
+  readonly connections?: number;
+  /** The load stops starting requests after this long. */
+  readonly durationMs: number;
+  /** ... or after this many requests, whichever comes first. @default 1_000_000 */
+  readonly maxRequests?: number;
+  /** A request with no complete answer after this long counts as a `timeout`. @default 5000 */
+  readonly requestTimeoutMs?: number;
+  /** Share of requests sent to `/demo/slow?ms=<slowMs range>` instead of `GET /orders`. @default 0.1 */
+  readonly slowShare?: number;
+  /** @default [50, 200] */
+  readonly slowMs?: readonly [number, number];
+  /** Response header naming the server that answered, counted in `byServer`. @default 'x-served-by' */
+  readonly serverHeader?: string;
+  /** Stops the load early (e.g. the test gave up). */
+  readonly signal?: AbortSignal;
+}
+
+/** What happened to one request. */
+export interface RequestRecord {
+  /** Epoch ms when the request was sent, and when its outcome was known. */
+  readonly startedAt: number;
+  readonly endedAt: number;
+  readonly path: string;
+  /** Set when a complete response arrived. */
+  readonly status?: number;
+  /** Set when no complete response arrived: `ECONNRESET`, `socket hang up`, `ECONNREFUSED`, `timeout`, ... */
+  readonly error?: string;
+  /** Value of the server header, when the answer carried one. */
+  readonly server?: string;
+}
+
+export interface LoadResult {
+  readonly sent: number;
+  /** 2xx with a complete body. */
+  readonly ok: number;
+  /** Everything else: other statuses and errors. */
+  readonly failed: number;
+  readonly byStatus: Readonly<Record<string, number>>;
+  readonly byError: Readonly<Record<string, number>>;
+  readonly byServer: Readonly<Record<string, number>>;
+  readonly durationMs: number;
+  readonly records: readonly RequestRecord[];
+}
+
+/**
+ * Steady HTTP load from this process: `connections` workers, each sending one request after the
+ * other on a keep-alive connection (as a service calling another through a load balancer does),
+ * until `durationMs` or `maxRequests`. Every request's outcome is recorded; nothing is retried.
+ */
+export async function runLoad(options: LoadOptions): Promise<LoadResult> {
+  const connections = options.connections ?? 32;
+  const maxRequests = options.maxRequests ?? 1_000_000;
+  const timeoutMs = options.requestTimeoutMs ?? 5000;
+  const slowShare = options.slowShare ?? 0.1;
+  const [slowMin, slowMax] = options.slowMs ?? [50, 200];
+  const serverHeader = (options.serverHeader ?? 'x-served-by').toLowerCase();
+  const agent = new Agent({ keepAlive: true, maxSockets: connections, maxFreeSockets: connections, scheduling: 'fifo' });
+  const records: RequestRecord[] = [];
+  const started = Date.now();
+  const endAt = started + options.durationMs;
+  let sent = 0;
+
+  const nextPath = () =>
+    Math.random() < slowShare ? `/demo/slow?ms=${slowMin + Math.floor(Math.random() * (slowMax - slowMin + 1))}` : '/orders';
+
+  const one = (path: string) =>
+    new Promise<RequestRecord>((resolve) => {
+      const startedAt = Date.now();
+      let settled = false;
+      let status: number | undefined;
+      let server: string | undefined;
+      const finish = (outcome: { status?: number; error?: string }) => {
+        if (settled) return;
+        settled = true;
+        resolve({ startedAt, endedAt: Date.now(), path, server, ...outcome });
+      };
+      const req = request(`${options.url}${path}`, { agent }, (res) => {
+        status = res.statusCode;
+        const header = res.headers[serverHeader];
+        server = Array.isArray(header) ? header[0] : header;
+        res.on('data', () => undefined);
+        res.on('end', () => finish({ status }));
+        res.on('error', (error) => finish({ error: errorKind(error) }));
+        // The status line arrived but the body was cut: a lost request all the same.
+        res.on('close', () => finish(res.complete ? { status } : { error: 'body cut' }));
+      });
+      req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error('timeout'), { code: 'timeout' })));
+      req.on('error', (error) => finish({ error: errorKind(error) }));
+      req.end();
+    });
+
+  const worker = async () => {
+    while (Date.now() < endAt && sent < maxRequests && !options.signal?.aborted) {
+      sent += 1;
+      records.push(await one(nextPath()));
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: connections }, worker));
+  } finally {
+    agent.destroy();
+  }
+  return summarize(records, Date.now() - started);
+}
+
+export function summarize(records: readonly RequestRecord[], durationMs: number): LoadResult {
+  const byStatus: Record<string, number> = {};
+  const byError: Record<string, number> = {};
+  const byServer: Record<string, number> = {};
+  let ok = 0;
+  for (const r of records) {
+    if (r.status !== undefined) byStatus[r.status] = (byStatus[r.status] ?? 0) + 1;
+    if (r.error !== undefined) byError[r.error] = (byError[r.error] ?? 0) + 1;
+    if (r.server !== undefined) byServer[r.server] = (byServer[r.server] ?? 0) + 1;
+    if (isOk(r)) ok += 1;
+  }
+  return { sent: records.length, ok, failed: records.length - ok, byStatus, byError, byServer, durationMs, records };
+}
+
+export function isOk(record: RequestRecord): boolean {
+  return record.error === undefined && record.status !== undefined && record.status >= 200 && record.status < 300;
+}
+
+/** `socket hang up` (the server closed without answering) apart from other resets; codes otherwise. */
+function errorKind(error: Error & { code?: string }): string {
+  if (error.message === 'socket hang up') return 'socket hang up';
+  return error.code ?? error.message;
+}
+
+/** "502 x3, ECONNRESET x1", or "-" when nothing failed. */
+export function describeFailures(result: Pick<LoadResult, 'byStatus' | 'byError'>): string {
+  const parts = [
+    ...Object.entries(result.byStatus)
+      .filter(([status]) => !status.startsWith('2'))
+      .map(([status, n]) => `${status} x${n}`),
+    ...Object.entries(result.byError).map(([kind, n]) => `${kind} x${n}`),
+  ];
+  return parts.length > 0 ? parts.join(', ') : '-';
+}
