@@ -128,7 +128,20 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
     if (RUN_AS) chownTree(base, RUN_AS);
     await run(
       join(PG_BIN, 'initdb'),
-      ['-D', dataDir, '-U', 'postgres', '--pwfile', join(base, 'pwfile'), '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--no-sync', '--no-instructions'],
+      [
+        '-D',
+        dataDir,
+        '-U',
+        'postgres',
+        '--pwfile',
+        join(base, 'pwfile'),
+        '--auth-local=trust',
+        '--auth-host=scram-sha-256',
+        '-E',
+        'UTF8',
+        '--no-sync',
+        '--no-instructions',
+      ],
       logFile,
     );
     await instance.start();
@@ -186,7 +199,9 @@ function signalTree(pid: number, signal: NodeJS.Signals): void {
 }
 
 function chownTree(path: string, user: string): void {
-  const passwd = readFileSync('/etc/passwd', 'utf8').split('\n').find((line) => line.startsWith(`${user}:`));
+  const passwd = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .find((line) => line.startsWith(`${user}:`));
   if (!passwd) throw new Error(`no user ${user} on this machine`);
   const [, , uid, gid] = passwd.split(':').map(Number);
   const walk = (p: string) => {

@@ -45,7 +45,22 @@ export async function startRedis(): Promise<RedisInstance> {
       server = startProcess({
         name: `redis-${port}`,
         command: 'redis-server',
-        args: ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--requirepass', password, '--loglevel', 'warning'],
+        args: [
+          '--port',
+          String(port),
+          '--bind',
+          '127.0.0.1',
+          '--dir',
+          dir,
+          '--save',
+          '',
+          '--appendonly',
+          'no',
+          '--requirepass',
+          password,
+          '--loglevel',
+          'warning',
+        ],
       });
       const deadline = Date.now() + 10_000;
       for (;;) {

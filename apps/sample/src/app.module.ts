@@ -1,8 +1,12 @@
 import { DynamicModule, Module } from '@nestjs/common';
+import { getDataSourceToken } from '@nestjs/typeorm';
 import { HealthModule } from '@nest-rollout/health';
 import { LifecycleModule } from '@nest-rollout/lifecycle';
 import { LoggingModule } from '@nest-rollout/logging';
+import { CacheModule, REDIS_CLIENT } from './cache/cache.module';
+import { DatabaseModule } from './database/database.module';
 import { DemoController } from './demo/demo.controller';
+import { sampleHealthOptions } from './health/sample-health';
 import { OrdersModule } from './orders/orders.module';
 import type { SampleConfig } from './sample.config';
 import { SAMPLE_CONFIG } from './sample.constants';
@@ -23,7 +27,13 @@ export class AppModule {
           color: config.color,
           version: config.version,
         }),
-        HealthModule.forRoot(),
+        DatabaseModule,
+        CacheModule,
+        // Async, because the checks borrow the DataSource and the Redis client the orders use.
+        HealthModule.forRootAsync({
+          inject: [SAMPLE_CONFIG, getDataSourceToken(), REDIS_CLIENT],
+          useFactory: sampleHealthOptions,
+        }),
         OrdersModule,
       ],
       controllers: [DemoController],

@@ -15,7 +15,24 @@ export interface SampleConfig {
   readonly version: string | undefined;
   readonly logLevel: string;
   readonly logPretty: boolean;
+  /** Where the orders live: embedded SQLite (in memory unless a file is named) or PostgreSQL. */
+  readonly database: SampleDatabase;
+  /** REDIS_URL: an optional read-through cache of single orders. */
+  readonly redisUrl: string | undefined;
+  /** MANAGEMENT_PORT: the probes move to this port (on HOST) and leave the public one. */
+  readonly managementPort: number | undefined;
+  readonly health: {
+    readonly intervalMs: number | undefined;
+    readonly timeoutMs: number | undefined;
+    readonly failureThreshold: number | undefined;
+    readonly successThreshold: number | undefined;
+  };
 }
+
+export type SampleDatabase = { readonly kind: 'sqlite'; readonly file: string } | { readonly kind: 'postgres'; readonly url: string };
+
+/** Embedded SQLite in memory: `npm start` needs no set-up, and instances started side by side share no file. */
+export const SQLITE_IN_MEMORY = ':memory:';
 
 export class SampleConfigError extends Error {
   readonly code = 'SAMPLE_INVALID_ENV';
@@ -38,9 +55,11 @@ export function loadSampleConfig(env: NodeJS.ProcessEnv = process.env): SampleCo
     return value;
   };
   const adapter = env.ADAPTER ?? 'express';
-  if (adapter !== 'express' && adapter !== 'fastify') problems.push(`ADAPTER must be "express" or "fastify" (got ${JSON.stringify(adapter)})`);
+  if (adapter !== 'express' && adapter !== 'fastify')
+    problems.push(`ADAPTER must be "express" or "fastify" (got ${JSON.stringify(adapter)})`);
   const logPretty = env.LOG_PRETTY ?? 'false';
-  if (logPretty !== 'true' && logPretty !== 'false') problems.push(`LOG_PRETTY must be "true" or "false" (got ${JSON.stringify(logPretty)})`);
+  if (logPretty !== 'true' && logPretty !== 'false')
+    problems.push(`LOG_PRETTY must be "true" or "false" (got ${JSON.stringify(logPretty)})`);
   const config: SampleConfig = {
     port: int('PORT', 0, 65535) ?? 3000,
     host: env.HOST || '0.0.0.0',
@@ -54,7 +73,54 @@ export function loadSampleConfig(env: NodeJS.ProcessEnv = process.env): SampleCo
     version: env.APP_VERSION || undefined,
     logLevel: env.LOG_LEVEL || 'info',
     logPretty: logPretty === 'true',
+    database: parseDatabaseUrl(env.DATABASE_URL, problems),
+    redisUrl: parseRedisUrl(env.REDIS_URL, problems),
+    managementPort: int('MANAGEMENT_PORT', 0, 65535),
+    health: {
+      intervalMs: int('HEALTH_INTERVAL_MS', 10, 3_600_000),
+      timeoutMs: int('HEALTH_TIMEOUT_MS', 1, 600_000),
+      failureThreshold: int('HEALTH_FAILURE_THRESHOLD', 1, 1000),
+      successThreshold: int('HEALTH_SUCCESS_THRESHOLD', 1, 1000),
+    },
   };
+  if (config.managementPort !== undefined && config.managementPort !== 0 && config.managementPort === config.port) {
+    problems.push(`MANAGEMENT_PORT must differ from PORT (both ${config.port}); the probes move off the public port`);
+  }
   if (problems.length > 0) throw new SampleConfigError(problems);
   return config;
+}
+
+// The URLs below carry credentials: a problem names the variable and the expected form, never the value.
+function parseDatabaseUrl(raw: string | undefined, problems: string[]): SampleDatabase {
+  if (raw === undefined || raw === '') return { kind: 'sqlite', file: SQLITE_IN_MEMORY };
+  if (raw.startsWith('sqlite:')) {
+    const file = raw.slice('sqlite:'.length);
+    if (file === '') problems.push('DATABASE_URL "sqlite:" needs a file (sqlite:./data/orders.db) or sqlite::memory:');
+    return { kind: 'sqlite', file: file || SQLITE_IN_MEMORY };
+  }
+  if (/^postgres(ql)?:\/\//.test(raw)) {
+    try {
+      new URL(raw);
+      return { kind: 'postgres', url: raw };
+    } catch {
+      problems.push('DATABASE_URL is not a valid URL (expected postgres://user:password@host:5432/database)');
+    }
+  } else {
+    problems.push('DATABASE_URL must start with postgres://, postgresql:// or sqlite: (e.g. sqlite:./data/orders.db)');
+  }
+  return { kind: 'sqlite', file: SQLITE_IN_MEMORY };
+}
+
+function parseRedisUrl(raw: string | undefined, problems: string[]): string | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  if (/^rediss?:\/\//.test(raw)) {
+    try {
+      new URL(raw);
+      return raw;
+    } catch {
+      // reported below
+    }
+  }
+  problems.push('REDIS_URL must be a redis:// or rediss:// URL (e.g. redis://:password@127.0.0.1:6379/0)');
+  return undefined;
 }

@@ -1,51 +1,47 @@
-import { Controller, Get, Inject, Type } from '@nestjs/common';
-import { HealthCheck, HealthCheckResult, HealthCheckService, HealthIndicatorService } from '@nestjs/terminus';
-import { LIFECYCLE_STATE_ORDER, LifecycleService, LifecycleState } from '@nest-rollout/lifecycle';
-import { HEALTH_OPTIONS, HealthIndicatorKey } from './health.constants';
+import { Controller, Get, Inject, NotFoundException, Type } from '@nestjs/common';
+import { HealthCheck, HealthCheckResult } from '@nestjs/terminus';
+import { HEALTH_OPTIONS } from './health.constants';
+import { HealthProbeName, HealthProbes } from './health.probes';
 import type { ResolvedHealthOptions } from './health.options';
 
 /**
- * The three probes of DESIGN.md: liveness never touches dependencies and stays up while draining
- * (terminus' usual set-up answers 503 on both, which gets a draining pod restarted); readiness is
- * up only at READY; startup passes from READY on.
+ * The three probes of DESIGN.md on the application's own port: liveness never touches dependencies
+ * and stays up while draining (terminus' usual set-up answers 503 on both, which gets a draining
+ * pod restarted); readiness is up at READY with every critical check up; startup passes from READY on.
  */
 export function createHealthController(path: string): Type<unknown> {
   @Controller(path)
   class HealthController {
     constructor(
-      private readonly health: HealthCheckService,
-      private readonly indicators: HealthIndicatorService,
-      private readonly lifecycle: LifecycleService,
+      private readonly probes: HealthProbes,
       @Inject(HEALTH_OPTIONS) private readonly options: ResolvedHealthOptions,
     ) {}
 
     @Get('live')
     @HealthCheck()
     live(): Promise<HealthCheckResult> {
-      return this.health.check([() => this.indicators.check(HealthIndicatorKey.PROCESS).up(this.details())]);
+      return this.serve('live');
     }
 
     @Get('ready')
     @HealthCheck()
     ready(): Promise<HealthCheckResult> {
-      return this.health.check([() => this.lifecycleAtLeast(LifecycleState.READY, true)]);
+      return this.serve('ready');
     }
 
     @Get('startup')
     @HealthCheck()
     startup(): Promise<HealthCheckResult> {
-      return this.health.check([() => this.lifecycleAtLeast(LifecycleState.READY, false)]);
+      return this.serve('startup');
     }
 
-    private lifecycleAtLeast(state: LifecycleState, onlyThat: boolean) {
-      const current = this.lifecycle.state;
-      const passes = onlyThat ? current === state : LIFECYCLE_STATE_ORDER[current] >= LIFECYCLE_STATE_ORDER[state];
-      const session = this.indicators.check(HealthIndicatorKey.LIFECYCLE);
-      return passes ? session.up(this.details()) : session.down(this.details());
-    }
-
-    private details(): Record<string, string> {
-      return this.options.exposeState ? { state: this.lifecycle.state } : {};
+    private serve(probe: HealthProbeName): Promise<HealthCheckResult> {
+      // With a management port the probes leave the public port, unless asked to stay; decided per
+      // request rather than by leaving the controller out, because forRootAsync options resolve
+      // after Nest has read the module's controllers.
+      const management = this.options.management;
+      if (management && !management.alsoOnAppPort) throw new NotFoundException();
+      return this.probes.check(probe);
     }
   }
   return HealthController;

@@ -6,18 +6,18 @@ export class OrdersController {
   constructor(private readonly orders: OrdersService) {}
 
   @Get()
-  list(): Order[] {
+  list(): Promise<Order[]> {
     return this.orders.list();
   }
 
   @Get(':id')
-  get(@Param('id') id: string): Order {
+  get(@Param('id') id: string): Promise<Order> {
     return this.orders.get(id);
   }
 
   @Post()
   @HttpCode(201)
-  create(@Body() body: unknown): Order {
+  create(@Body() body: unknown): Promise<Order> {
     const { item, quantity } = (body ?? {}) as { item?: unknown; quantity?: unknown };
     if (typeof item !== 'string' || item.trim() === '' || item.length > 200) {
       throw new BadRequestException('item must be a non-empty string of at most 200 characters');

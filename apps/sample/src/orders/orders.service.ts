@@ -1,5 +1,10 @@
 import { Inject, Injectable, NotFoundException, OnModuleInit } from '@nestjs/common';
+import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
 import { LifecycleService } from '@nest-rollout/lifecycle';
+import { DataSource, Repository } from 'typeorm';
+import { OrdersCache } from '../cache/cache.module';
+import { ensureOrdersSchema } from '../database/database.module';
+import { OrderEntity } from '../database/order.entity';
 import type { SampleConfig } from '../sample.config';
 import { SAMPLE_CONFIG } from '../sample.constants';
 
@@ -10,18 +15,23 @@ export interface Order {
   readonly createdAt: string;
 }
 
-/** In-memory orders; a later version keeps them in a database. */
+/** How many orders `GET /orders` returns at most. */
+const LIST_LIMIT = 100;
+
+/** Orders in the database (SQLite or PostgreSQL), single orders cached in Redis when there is one. */
 @Injectable()
 export class OrdersService implements OnModuleInit {
-  private readonly orders = new Map<string, Order>();
-  private nextId = 1;
-
   constructor(
     private readonly lifecycle: LifecycleService,
     @Inject(SAMPLE_CONFIG) private readonly config: SampleConfig,
+    @InjectRepository(OrderEntity) private readonly orders: Repository<OrderEntity>,
+    @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly cache: OrdersCache,
   ) {}
 
-  onModuleInit(): void {
+  async onModuleInit(): Promise<void> {
+    // Before the server listens: no request may reach a table that is not there yet.
+    await ensureOrdersSchema(this.dataSource);
     // Stands for cache priming or pool warm-up: the instance must not turn ready before it is done.
     this.lifecycle.registerWarmupTask({
       name: 'orders.prime',
@@ -29,21 +39,32 @@ export class OrdersService implements OnModuleInit {
     });
   }
 
-  list(): Order[] {
-    return [...this.orders.values()];
+  async list(): Promise<Order[]> {
+    const rows = await this.orders.find({ order: { id: 'ASC' }, take: LIST_LIMIT });
+    return rows.map(toOrder);
   }
 
-  get(id: string): Order {
-    const order = this.orders.get(id);
-    if (!order) throw new NotFoundException(`order ${id} not found`);
+  async get(id: string): Promise<Order> {
+    const numericId = /^\d{1,9}$/.test(id) ? Number(id) : undefined;
+    if (numericId === undefined) throw new NotFoundException(`order ${id} not found`);
+    const key = `orders:${numericId}`;
+    const cached = await this.cache.get<Order>(key);
+    if (cached) return cached;
+    const row = await this.orders.findOneBy({ id: numericId });
+    if (!row) throw new NotFoundException(`order ${id} not found`);
+    const order = toOrder(row);
+    this.cache.set(key, order);
     return order;
   }
 
-  create(item: string, quantity: number): Order {
-    const order: Order = { id: String(this.nextId++), item, quantity, createdAt: new Date().toISOString() };
-    this.orders.set(order.id, order);
-    return order;
+  async create(item: string, quantity: number): Promise<Order> {
+    const row = await this.orders.save(this.orders.create({ item, quantity, createdAt: new Date().toISOString() }));
+    return toOrder(row);
   }
+}
+
+function toOrder(row: OrderEntity): Order {
+  return { id: String(row.id), item: row.item, quantity: row.quantity, createdAt: row.createdAt };
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

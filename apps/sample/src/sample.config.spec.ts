@@ -1,0 +1,96 @@
+import { loadSampleConfig, SampleConfigError, SQLITE_IN_MEMORY } from './sample.config';
+import { sampleHealthOptions } from './health/sample-health';
+
+function problemsOf(env: NodeJS.ProcessEnv): string[] {
+  try {
+    loadSampleConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(SampleConfigError);
+    return [...(error as SampleConfigError).problems];
+  }
+  throw new Error('expected the environment to be rejected');
+}
+
+describe('loadSampleConfig', () => {
+  it('runs with no environment at all: embedded SQLite in memory, no cache, probes on the public port', () => {
+    expect(loadSampleConfig({})).toMatchObject({
+      port: 3000,
+      host: '0.0.0.0',
+      adapter: 'express',
+      database: { kind: 'sqlite', file: SQLITE_IN_MEMORY },
+      redisUrl: undefined,
+      managementPort: undefined,
+      health: { intervalMs: undefined, timeoutMs: undefined, failureThreshold: undefined, successThreshold: undefined },
+    });
+  });
+
+  it('reads PostgreSQL, Redis, the management port and the health settings', () => {
+    const config = loadSampleConfig({
+      DATABASE_URL: 'postgres://orders:pw-1234@db:5432/orders',
+      REDIS_URL: 'redis://:pw-5678@cache:6379/0',
+      MANAGEMENT_PORT: '9464',
+      HEALTH_INTERVAL_MS: '2000',
+      HEALTH_TIMEOUT_MS: '500',
+      HEALTH_FAILURE_THRESHOLD: '3',
+      HEALTH_SUCCESS_THRESHOLD: '2',
+    });
+    expect(config).toMatchObject({
+      database: { kind: 'postgres', url: 'postgres://orders:pw-1234@db:5432/orders' },
+      redisUrl: 'redis://:pw-5678@cache:6379/0',
+      managementPort: 9464,
+      health: { intervalMs: 2000, timeoutMs: 500, failureThreshold: 3, successThreshold: 2 },
+    });
+  });
+
+  it('takes a SQLite file from DATABASE_URL', () => {
+    expect(loadSampleConfig({ DATABASE_URL: 'sqlite:./data/orders.db' }).database).toEqual({ kind: 'sqlite', file: './data/orders.db' });
+  });
+
+  it('names every invalid variable, and never echoes a connection string', () => {
+    const problems = problemsOf({
+      DATABASE_URL: 'mysql://root:hunter22@db/orders',
+      REDIS_URL: 'memcached://hunter22@cache',
+      MANAGEMENT_PORT: 'x',
+      HEALTH_INTERVAL_MS: '1',
+    });
+    expect(problems).toEqual([
+      expect.stringMatching(/^DATABASE_URL must start with postgres:\/\//),
+      expect.stringMatching(/^REDIS_URL must be a redis:\/\//),
+      expect.stringMatching(/^MANAGEMENT_PORT must be a whole number from 0 to 65535/),
+      expect.stringMatching(/^HEALTH_INTERVAL_MS must be a whole number from 10/),
+    ]);
+    expect(problems.join('\n')).not.toContain('hunter22');
+  });
+
+  it('rejects a management port equal to the public one', () => {
+    expect(problemsOf({ PORT: '8080', MANAGEMENT_PORT: '8080' })).toEqual([
+      expect.stringMatching(/^MANAGEMENT_PORT must differ from PORT/),
+    ]);
+  });
+});
+
+describe('sampleHealthOptions', () => {
+  const dataSource = { query: async () => [], options: { type: 'postgres' } } as never;
+
+  it('checks the database and, with REDIS_URL, the cache; masks both passwords', () => {
+    const config = loadSampleConfig({
+      DATABASE_URL: 'postgres://orders:pw-1234@db/orders',
+      REDIS_URL: 'redis://:pw-5678@cache:6379',
+      MANAGEMENT_PORT: '9464',
+      HOST: '127.0.0.1',
+    });
+    const options = sampleHealthOptions(config, dataSource, { ping: async () => 'PONG', status: 'ready' } as never);
+    expect(options.readiness!.map((c) => [c.name, c.dependency])).toEqual([
+      ['database', 'postgres'],
+      ['cache', 'redis'],
+    ]);
+    expect(options.redact).toEqual(['pw-1234', 'pw-5678']);
+    expect(options.management).toEqual({ port: 9464, host: '127.0.0.1' });
+  });
+
+  it('checks only the embedded database by default, with the probes on the public port', () => {
+    const options = sampleHealthOptions(loadSampleConfig({}), dataSource, null);
+    expect(options.readiness!.map((c) => [c.name, c.dependency])).toEqual([['database', 'sqlite']]);
+    expect(options.management).toBeUndefined();
+  });
+});
