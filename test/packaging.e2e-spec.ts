@@ -10,7 +10,9 @@ import { join, relative } from 'node:path';
  * installs and runs in an app outside this repository, on Nest 11 and on Nest 12.
  */
 const ROOT = join(__dirname, '..');
-const LIBS = readdirSync(join(ROOT, 'libs')).filter((name) => statSync(join(ROOT, 'libs', name, 'package.json'), { throwIfNoEntry: false }));
+const LIBS = readdirSync(join(ROOT, 'libs')).filter((name) =>
+  statSync(join(ROOT, 'libs', name, 'package.json'), { throwIfNoEntry: false }),
+);
 
 interface Manifest {
   name: string;
@@ -125,7 +127,9 @@ describe('packed tarballs outside the repository', () => {
   it('packs one tarball per lib, holding the build and no specs or sources', () => {
     expect(tarballs).toHaveLength(LIBS.length);
     for (const tarball of tarballs) {
-      const files = execFileSync('tar', ['-tzf', join(packDir, tarball)], { encoding: 'utf8' }).split('\n').filter(Boolean);
+      const files = execFileSync('tar', ['-tzf', join(packDir, tarball)], { encoding: 'utf8' })
+        .split('\n')
+        .filter(Boolean);
       expect(files).toContain('package/dist/index.js');
       expect(files).toContain('package/dist/index.d.ts');
       expect(files.filter((f) => /\.spec\.|\.ts$/.test(f) && !f.endsWith('.d.ts'))).toEqual([]);

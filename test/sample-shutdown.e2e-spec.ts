@@ -108,7 +108,11 @@ describe.each(ADAPTERS)('shutdown hooks on %s', (adapter) => {
   });
 
   it('logs a hook that throws and still runs the others, then exits 0', async () => {
-    app = await startApp({ name: 'hooks-throw', script: HOOKS_APP_MAIN, env: { ADAPTER: adapter, HOOK_FAULT: 'throw', DRAIN_DELAY_MS: '0' } });
+    app = await startApp({
+      name: 'hooks-throw',
+      script: HOOKS_APP_MAIN,
+      env: { ADAPTER: adapter, HOOK_FAULT: 'throw', DRAIN_DELAY_MS: '0' },
+    });
     app.process.signal('SIGTERM');
     const exit = await app.process.waitForExit(10_000);
     expect(exit.code).toBe(0);
@@ -121,7 +125,15 @@ describe.each(ADAPTERS)('shutdown hooks on %s', (adapter) => {
     app = await startApp({
       name: 'hooks-hang',
       script: HOOKS_APP_MAIN,
-      env: { ADAPTER: adapter, HOOK_FAULT: 'hang', DRAIN_DELAY_MS: '0', SHUTDOWN_TIMEOUT_MS: '200', HOOK_TIMEOUT_MS: '200', DRAIN_TASK_TIMEOUT_MS: '200', HARD_DEADLINE_MS: '2000' },
+      env: {
+        ADAPTER: adapter,
+        HOOK_FAULT: 'hang',
+        DRAIN_DELAY_MS: '0',
+        SHUTDOWN_TIMEOUT_MS: '200',
+        HOOK_TIMEOUT_MS: '200',
+        DRAIN_TASK_TIMEOUT_MS: '200',
+        HARD_DEADLINE_MS: '2000',
+      },
     });
     const signalledAt = Date.now();
     app.process.signal('SIGTERM');
@@ -151,7 +163,12 @@ describe('invalid options', () => {
   }, 30_000);
 
   it('fail start-up naming the bad environment variable', async () => {
-    const proc = startProcess({ name: 'sample-bad-env', command: process.execPath, args: [SAMPLE_MAIN], env: { PORT: '0', ADAPTER: 'koa', DRAIN_DELAY_MS: 'soon', COLOR: undefined } });
+    const proc = startProcess({
+      name: 'sample-bad-env',
+      command: process.execPath,
+      args: [SAMPLE_MAIN],
+      env: { PORT: '0', ADAPTER: 'koa', DRAIN_DELAY_MS: 'soon', COLOR: undefined },
+    });
     const exit = await proc.waitForExit(15_000);
     expect(exit.code).toBe(1);
     const output = proc.stderr.join('\n');
