@@ -3,6 +3,8 @@ import { getDataSourceToken } from '@nestjs/typeorm';
 import { HealthModule } from '@nest-rollout/health';
 import { LifecycleModule } from '@nest-rollout/lifecycle';
 import { LoggingModule } from '@nest-rollout/logging';
+import { MetricsModule } from '@nest-rollout/metrics';
+import { RegistryModule } from '@nest-rollout/registry';
 import { CacheModule, REDIS_CLIENT } from './cache/cache.module';
 import { DatabaseModule } from './database/database.module';
 import { DemoController } from './demo/demo.controller';
@@ -33,6 +35,17 @@ export class AppModule {
         HealthModule.forRootAsync({
           inject: [SAMPLE_CONFIG, getDataSourceToken(), REDIS_CLIENT],
           useFactory: sampleHealthOptions,
+        }),
+        // /metrics on the public port, unless a management port serves it with the probes (main.ts).
+        MetricsModule.forRoot({ serveOnAppPort: config.managementPort === undefined, track: config.registry.track }),
+        RegistryModule.forRoot({
+          driver: config.registry.driver,
+          service: 'orders',
+          track: config.registry.track,
+          // HOST=127.0.0.1 must be advertised as such; on 0.0.0.0 the module detects the address.
+          ...(config.host !== '0.0.0.0' && config.host !== '::' ? { address: config.host } : {}),
+          ...(config.registry.consulUrl ? { consul: { url: config.registry.consulUrl } } : {}),
+          ...(config.registry.etcdEndpoints ? { etcd: { endpoints: config.registry.etcdEndpoints } } : {}),
         }),
         OrdersModule,
       ],

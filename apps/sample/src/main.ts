@@ -2,8 +2,10 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
+import { ManagementServer, ReadinessService } from '@nest-rollout/health';
 import { attachLifecycle } from '@nest-rollout/lifecycle';
 import { Logger } from '@nest-rollout/logging';
+import { MetricName, MetricsService } from '@nest-rollout/metrics';
 import { AppModule } from './app.module';
 import { loadSampleConfig } from './sample.config';
 
@@ -14,6 +16,12 @@ async function bootstrap(): Promise<void> {
   app.useLogger(app.get(Logger));
   // Instead of app.enableShutdownHooks(): drain, then close, then Nest's hooks, then exit.
   attachLifecycle(app);
+  const metrics = app.get(MetricsService);
+  // With MANAGEMENT_PORT, /metrics moves to the management port with the probes.
+  if (config.managementPort !== undefined) app.get(ManagementServer).addRoute(metrics.managementRoute());
+  app
+    .get(ReadinessService)
+    .changes$.subscribe((change) => metrics.increment(MetricName.HEALTH_READINESS_CHANGES_TOTAL, { ready: String(change.ready) }));
   await app.listen(config.port, config.host);
 }
 

@@ -21,6 +21,13 @@ export interface SampleConfig {
   readonly redisUrl: string | undefined;
   /** MANAGEMENT_PORT: the probes move to this port (on HOST) and leave the public one. */
   readonly managementPort: number | undefined;
+  /** REGISTRY_DRIVER, CONSUL_URL, ETCD_ENDPOINTS (comma-separated), TRACK. */
+  readonly registry: {
+    readonly driver: 'none' | 'consul' | 'etcd';
+    readonly consulUrl: string | undefined;
+    readonly etcdEndpoints: string[] | undefined;
+    readonly track: 'stable' | 'canary';
+  };
   readonly health: {
     readonly intervalMs: number | undefined;
     readonly timeoutMs: number | undefined;
@@ -60,6 +67,11 @@ export function loadSampleConfig(env: NodeJS.ProcessEnv = process.env): SampleCo
   const logPretty = env.LOG_PRETTY ?? 'false';
   if (logPretty !== 'true' && logPretty !== 'false')
     problems.push(`LOG_PRETTY must be "true" or "false" (got ${JSON.stringify(logPretty)})`);
+  const registryDriver = env.REGISTRY_DRIVER || 'none';
+  if (registryDriver !== 'none' && registryDriver !== 'consul' && registryDriver !== 'etcd')
+    problems.push(`REGISTRY_DRIVER must be "none", "consul" or "etcd" (got ${JSON.stringify(registryDriver)})`);
+  const track = env.TRACK || 'stable';
+  if (track !== 'stable' && track !== 'canary') problems.push(`TRACK must be "stable" or "canary" (got ${JSON.stringify(track)})`);
   const config: SampleConfig = {
     port: int('PORT', 0, 65535) ?? 3000,
     host: env.HOST || '0.0.0.0',
@@ -76,6 +88,16 @@ export function loadSampleConfig(env: NodeJS.ProcessEnv = process.env): SampleCo
     database: parseDatabaseUrl(env.DATABASE_URL, problems),
     redisUrl: parseRedisUrl(env.REDIS_URL, problems),
     managementPort: int('MANAGEMENT_PORT', 0, 65535),
+    registry: {
+      driver: registryDriver as SampleConfig['registry']['driver'],
+      consulUrl: env.CONSUL_URL || undefined,
+      etcdEndpoints: env.ETCD_ENDPOINTS
+        ? env.ETCD_ENDPOINTS.split(',')
+            .map((e) => e.trim())
+            .filter(Boolean)
+        : undefined,
+      track: track as SampleConfig['registry']['track'],
+    },
     health: {
       intervalMs: int('HEALTH_INTERVAL_MS', 10, 3_600_000),
       timeoutMs: int('HEALTH_TIMEOUT_MS', 1, 600_000),

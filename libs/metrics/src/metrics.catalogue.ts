@@ -1,0 +1,103 @@
+import { MetricName } from './metrics.constants';
+
+export type MetricKind = 'counter' | 'gauge' | 'histogram';
+
+export interface MetricDefinition {
+  readonly kind: MetricKind;
+  readonly help: string;
+  readonly labelNames: readonly string[];
+}
+
+/**
+ * Type, help text and labels of every metric in `MetricName`: one place, so that the module that
+ * publishes a metric, the dashboards and the alert rules agree on its shape.
+ */
+export const METRIC_CATALOGUE = {
+  [MetricName.HTTP_REQUEST_DURATION_SECONDS]: {
+    kind: 'histogram',
+    help: 'Duration of the HTTP requests this instance answered, by method, route template and status code.',
+    labelNames: ['method', 'route', 'status_code'],
+  },
+  [MetricName.HTTP_REQUESTS_IN_FLIGHT]: {
+    kind: 'gauge',
+    help: 'HTTP requests this instance is handling now, apart from the scrape that reads this value.',
+    labelNames: [],
+  },
+  [MetricName.RPC_SERVER_DURATION_SECONDS]: {
+    kind: 'histogram',
+    help: 'Duration of the microservice (gRPC, TCP, NATS, ...) handlers this instance ran, by transport, method and status code.',
+    labelNames: ['transport', 'method', 'code'],
+  },
+  [MetricName.APP_INFO]: {
+    kind: 'gauge',
+    help: 'Always 1; the labels say which build this instance runs and where it stands in the release.',
+    labelNames: ['version', 'color', 'track', 'commit', 'instance_id'],
+  },
+  [MetricName.LIFECYCLE_STATE]: {
+    kind: 'gauge',
+    help: 'Lifecycle state of this instance: 1 for the current state, 0 for the others.',
+    labelNames: ['state'],
+  },
+  [MetricName.LIFECYCLE_TRANSITIONS_TOTAL]: {
+    kind: 'counter',
+    help: 'Lifecycle state changes of this instance.',
+    labelNames: ['from', 'to'],
+  },
+  [MetricName.LIFECYCLE_SHUTDOWN_DURATION_SECONDS]: {
+    kind: 'gauge',
+    help: 'Time since the graceful shutdown began (DRAINING), frozen when it ends (STOPPED); 0 before a shutdown.',
+    labelNames: [],
+  },
+  [MetricName.METRICS_SERIES_DROPPED_TOTAL]: {
+    kind: 'counter',
+    help: 'Observations recorded under the __overflow__ series because their metric reached its series cap.',
+    labelNames: ['metric'],
+  },
+  [MetricName.CANARY_DECISIONS_TOTAL]: {
+    kind: 'counter',
+    help: 'Canary routing decisions, by the variant chosen (stable or canary) and the rule that decided.',
+    labelNames: ['variant', 'reason'],
+  },
+  [MetricName.REGISTRY_OPERATIONS_TOTAL]: {
+    kind: 'counter',
+    help: 'Service registry operations (register, deregister, heartbeat, discover), by driver and result.',
+    labelNames: ['driver', 'operation', 'result'],
+  },
+  [MetricName.REGISTRY_REGISTERED]: {
+    kind: 'gauge',
+    help: '1 while this instance is registered in the service registry, 0 otherwise.',
+    labelNames: ['driver'],
+  },
+  [MetricName.CONFIG_RELOADS_TOTAL]: {
+    kind: 'counter',
+    help: 'Dynamic configuration reloads, by source and result (applied, rejected, unchanged).',
+    labelNames: ['source', 'result'],
+  },
+  [MetricName.HEALTH_READINESS_CHANGES_TOTAL]: {
+    kind: 'counter',
+    help: 'Readiness changes of this instance, by the new value of readiness ("true" or "false").',
+    labelNames: ['ready'],
+  },
+} as const satisfies Record<MetricName, MetricDefinition>;
+
+type Catalogue = typeof METRIC_CATALOGUE;
+
+/** The metrics other modules publish, by kind. */
+export type PublishedCounterName =
+  | typeof MetricName.CANARY_DECISIONS_TOTAL
+  | typeof MetricName.REGISTRY_OPERATIONS_TOTAL
+  | typeof MetricName.CONFIG_RELOADS_TOTAL
+  | typeof MetricName.HEALTH_READINESS_CHANGES_TOTAL;
+export type PublishedGaugeName = typeof MetricName.REGISTRY_REGISTERED;
+export type PublishedMetricName = PublishedCounterName | PublishedGaugeName;
+
+/** The label values a published metric takes, e.g. `{ variant: 'canary', reason: 'header' }`. */
+export type PublishedLabels<N extends PublishedMetricName> = { readonly [L in Catalogue[N]['labelNames'][number]]: string };
+
+export const PUBLISHED_COUNTERS: readonly PublishedCounterName[] = [
+  MetricName.CANARY_DECISIONS_TOTAL,
+  MetricName.REGISTRY_OPERATIONS_TOTAL,
+  MetricName.CONFIG_RELOADS_TOTAL,
+  MetricName.HEALTH_READINESS_CHANGES_TOTAL,
+];
+export const PUBLISHED_GAUGES: readonly PublishedGaugeName[] = [MetricName.REGISTRY_REGISTERED];

@@ -1,0 +1,90 @@
+import { Inject, Injectable, Optional } from '@nestjs/common';
+import { Test, TestingModule } from '@nestjs/testing';
+import { LifecycleModule } from '@nest-rollout/lifecycle';
+import { Registry } from 'prom-client';
+import { METRICS_PUBLISHER, MetricName, OVERFLOW_LABEL_VALUE } from './metrics.constants';
+import { UnknownMetricError } from './metrics.errors';
+import { MetricsModule } from './metrics.module';
+import { MetricsPublisher, MetricsService } from './metrics.service';
+import { parseExposition, samplesOf, valueOf } from '../testing/metrics-app';
+import { promtoolCheckMetrics } from '../testing/promtool';
+
+/** How another nest-rollout module consumes the publisher: by its string token, optionally. */
+@Injectable()
+class CanaryLike {
+  constructor(@Optional() @Inject('METRICS:PUBLISHER') readonly metrics?: MetricsPublisher) {}
+
+  decide(variant: 'stable' | 'canary', reason: string): void {
+    this.metrics?.increment(MetricName.CANARY_DECISIONS_TOTAL, { variant, reason });
+  }
+}
+
+async function compile(registry: Registry, maxSeriesPerMetric?: number): Promise<TestingModule> {
+  return Test.createTestingModule({
+    imports: [LifecycleModule.forRoot({}), MetricsModule.forRoot({ registry, defaultMetrics: false, maxSeriesPerMetric })],
+    providers: [CanaryLike],
+  }).compile();
+}
+
+describe('MetricsService as the publisher of the other modules’ metrics', () => {
+  let moduleRef: TestingModule | undefined;
+  afterEach(async () => {
+    await moduleRef?.close();
+    moduleRef = undefined;
+  });
+
+  it('is found under the string token METRICS:PUBLISHER, which is what optional consumers inject', async () => {
+    moduleRef = await compile(new Registry());
+    expect(METRICS_PUBLISHER).toBe('METRICS:PUBLISHER');
+    expect(moduleRef.get(CanaryLike).metrics).toBe(moduleRef.get(MetricsService));
+  });
+
+  it('counts and sets the catalogue’s metrics, registering each on first use only', async () => {
+    const registry = new Registry();
+    moduleRef = await compile(registry);
+    const service = moduleRef.get(MetricsService);
+    expect(registry.getSingleMetric(MetricName.CANARY_DECISIONS_TOTAL)).toBeUndefined();
+    const canary = moduleRef.get(CanaryLike);
+    canary.decide('canary', 'header');
+    canary.decide('canary', 'header');
+    canary.decide('stable', 'percent');
+    service.increment(MetricName.REGISTRY_OPERATIONS_TOTAL, { driver: 'consul', operation: 'register', result: 'ok' });
+    service.increment(MetricName.CONFIG_RELOADS_TOTAL, { source: 'file', result: 'rejected' }, 2);
+    service.increment(MetricName.HEALTH_READINESS_CHANGES_TOTAL, { ready: 'false' });
+    service.set(MetricName.REGISTRY_REGISTERED, { driver: 'consul' }, 1);
+
+    const { contentType, body } = await service.metrics();
+    expect(contentType).toBe(registry.contentType);
+    const samples = parseExposition(body);
+    expect(valueOf(samples, MetricName.CANARY_DECISIONS_TOTAL, { variant: 'canary', reason: 'header' })).toBe(2);
+    expect(valueOf(samples, MetricName.CANARY_DECISIONS_TOTAL, { variant: 'stable', reason: 'percent' })).toBe(1);
+    expect(valueOf(samples, MetricName.REGISTRY_OPERATIONS_TOTAL, { driver: 'consul', operation: 'register', result: 'ok' })).toBe(1);
+    expect(valueOf(samples, MetricName.CONFIG_RELOADS_TOTAL, { source: 'file', result: 'rejected' })).toBe(2);
+    expect(valueOf(samples, MetricName.HEALTH_READINESS_CHANGES_TOTAL, { ready: 'false' })).toBe(1);
+    expect(valueOf(samples, MetricName.REGISTRY_REGISTERED, { driver: 'consul' })).toBe(1);
+    expect(promtoolCheckMetrics(body)).toEqual({ status: 0, output: '' });
+  });
+
+  it('caps the label sets of a published metric and counts what went to the overflow series', async () => {
+    const registry = new Registry();
+    moduleRef = await compile(registry, 2);
+    const canary = moduleRef.get(CanaryLike);
+    for (const reason of ['header', 'cookie', 'user-1', 'user-2', 'header']) canary.decide('canary', reason);
+    const samples = parseExposition((await moduleRef.get(MetricsService).metrics()).body);
+    expect(samplesOf(samples, MetricName.CANARY_DECISIONS_TOTAL).map((s) => [s.labels.reason, s.value])).toEqual([
+      ['header', 2],
+      ['cookie', 1],
+      [OVERFLOW_LABEL_VALUE, 2],
+    ]);
+    expect(valueOf(samples, MetricName.METRICS_SERIES_DROPPED_TOTAL, { metric: MetricName.CANARY_DECISIONS_TOTAL })).toBe(2);
+  });
+
+  it('refuses a name outside the catalogue, or of the other kind', async () => {
+    moduleRef = await compile(new Registry());
+    const service = moduleRef.get(MetricsService);
+    expect(() => service.increment('orders_total' as never, {} as never)).toThrow(UnknownMetricError);
+    expect(() => service.set(MetricName.CANARY_DECISIONS_TOTAL as never, {} as never, 1)).toThrow(
+      /is not a gauge of the nest-rollout metric catalogue/,
+    );
+  });
+});

@@ -1,0 +1,249 @@
+import { EventEmitter } from 'node:events';
+import { resolveRegistryOptions } from '../registry.options';
+import type { ServiceInstance, ServiceRegistration } from '../registry.types';
+import { FakeClock, flush } from '../testing/fake-clock';
+import {
+  ConsulClientConstructor,
+  ConsulDriver,
+  consulRegistrationBody,
+  goDuration,
+  instancesFromHealth,
+  nextIndex,
+  PinnedLookup,
+} from './consul.driver';
+
+const registration: ServiceRegistration = {
+  id: 'orders-host-8080',
+  name: 'orders',
+  address: '10.0.0.7',
+  port: 8080,
+  tags: ['green'],
+  meta: { version: '1.2.3', color: 'green', track: 'stable' },
+};
+
+/** A node-consul stand-in: each method answers what the spec queued, and records its call. */
+function fakeConsul() {
+  const calls: { method: string; options: Record<string, unknown> }[] = [];
+  const answers: Record<string, (() => Promise<unknown>)[]> = {};
+  const answer = (method: string) => async (options: Record<string, unknown>) => {
+    calls.push({ method, options });
+    const next = answers[method]?.shift();
+    return next ? next() : undefined;
+  };
+  const client = {
+    agent: {
+      service: { register: answer('register'), deregister: answer('deregister'), list: answer('list') },
+      check: { pass: answer('pass'), fail: answer('fail') },
+    },
+    health: { service: answer('health') },
+    destroy: () => calls.push({ method: 'destroy', options: {} }),
+  };
+  let constructed: Record<string, unknown> | undefined;
+  const Ctor = function (this: unknown, options: Record<string, unknown>) {
+    constructed = options;
+    return client;
+  } as unknown as ConsulClientConstructor;
+  return { Ctor, calls, answers, constructed: () => constructed };
+}
+
+function httpError(statusCode: number, message: string) {
+  return Object.assign(new Error(message), { statusCode });
+}
+
+describe('Consul driver', () => {
+  it("writes Consul's duration syntax", () => {
+    expect([10_000, 60_000, 1500, 500].map(goDuration)).toEqual(['10s', '60s', '1500ms', '500ms']);
+  });
+
+  it('registers an HTTP check on the readiness probe with interval, timeout and deregister_critical_service_after', () => {
+    const options = resolveRegistryOptions({ driver: 'consul', service: 'orders' });
+    expect(consulRegistrationBody(registration, options.consul)).toEqual({
+      name: 'orders',
+      id: 'orders-host-8080',
+      address: '10.0.0.7',
+      port: 8080,
+      tags: ['green'],
+      meta: { version: '1.2.3', color: 'green', track: 'stable' },
+      check: {
+        checkid: 'service:orders-host-8080',
+        name: 'orders readiness',
+        http: 'http://10.0.0.7:8080/health/ready',
+        interval: '10s',
+        timeout: '2s',
+        deregistercriticalserviceafter: '60s',
+      },
+    });
+  });
+
+  it('registers a TTL check with its deregister_critical_service_after, and heartbeats three times per TTL', () => {
+    const options = resolveRegistryOptions({ driver: 'consul', service: 'orders', consul: { check: { type: 'ttl', ttlMs: 15_000 } } });
+    expect(consulRegistrationBody(registration, options.consul).check).toEqual({
+      checkid: 'service:orders-host-8080',
+      name: 'orders heartbeat',
+      ttl: '15s',
+      deregistercriticalserviceafter: '60s',
+    });
+    const { Ctor } = fakeConsul();
+    expect(new ConsulDriver(options, new FakeClock(), Ctor).heartbeatIntervalMs).toBe(5000);
+    const http = resolveRegistryOptions({ driver: 'consul', service: 'orders' });
+    expect(new ConsulDriver(http, new FakeClock(), Ctor).heartbeatIntervalMs).toBeUndefined();
+  });
+
+  it('passes the ACL token and TLS material to the client', () => {
+    const { Ctor, constructed } = fakeConsul();
+    new ConsulDriver(
+      resolveRegistryOptions({
+        driver: 'consul',
+        service: 'orders',
+        consul: { url: 'https://consul:8501', token: 't0k', tls: { ca: 'CA', cert: 'C', key: 'K' } },
+      }),
+      new FakeClock(),
+      Ctor,
+    );
+    expect(constructed()).toMatchObject({
+      host: 'consul',
+      port: 8501,
+      secure: true,
+      defaults: { token: 't0k' },
+      ca: 'CA',
+      cert: 'C',
+      key: 'K',
+    });
+  });
+
+  it('reports a heartbeat on a check the agent no longer knows as lost (404, or the older 500 "does not have associated TTL")', async () => {
+    const { Ctor, answers } = fakeConsul();
+    const driver = new ConsulDriver(
+      resolveRegistryOptions({ driver: 'consul', service: 'orders', consul: { check: { type: 'ttl' } } }),
+      new FakeClock(),
+      Ctor,
+    );
+    answers.pass = [
+      async () => undefined,
+      async () => Promise.reject(httpError(404, 'consul: agent.check.pass: Unknown check ID "service:orders-host-8080"')),
+      async () => Promise.reject(httpError(500, 'CheckID "service:orders-host-8080" does not have associated TTL')),
+      async () => Promise.reject(httpError(503, 'unavailable')),
+    ];
+    const signal = new AbortController().signal;
+    expect(await driver.heartbeat(registration, true, signal)).toBe('ok');
+    expect(await driver.heartbeat(registration, true, signal)).toBe('lost');
+    expect(await driver.heartbeat(registration, true, signal)).toBe('lost');
+    await expect(driver.heartbeat(registration, true, signal)).rejects.toMatchObject({ code: 'REGISTRY_REQUEST_FAILED', statusCode: 503 });
+  });
+
+  it('counts a deregistration of a service that is already gone as done', async () => {
+    const { Ctor, answers } = fakeConsul();
+    const driver = new ConsulDriver(resolveRegistryOptions({ driver: 'consul', service: 'orders' }), new FakeClock(), Ctor);
+    answers.deregister = [async () => Promise.reject(httpError(404, 'Unknown service ID'))];
+    await expect(driver.deregister(registration, new AbortController().signal)).resolves.toBeUndefined();
+  });
+
+  it('treats an error that a call resolves with (papi across realms) as a failure', async () => {
+    const { Ctor, answers } = fakeConsul();
+    const driver = new ConsulDriver(resolveRegistryOptions({ driver: 'consul', service: 'orders' }), new FakeClock(), Ctor);
+    answers.register = [async () => new Error('connect ECONNREFUSED 127.0.0.1:8500')];
+    await expect(driver.register(registration, new AbortController().signal)).rejects.toThrow('ECONNREFUSED');
+  });
+
+  it('finds its own entry in the agent services for anti-entropy', async () => {
+    const { Ctor, answers } = fakeConsul();
+    const driver = new ConsulDriver(resolveRegistryOptions({ driver: 'consul', service: 'orders' }), new FakeClock(), Ctor);
+    const mine = { ID: registration.id, Service: 'orders', Address: '10.0.0.7', Port: 8080 };
+    answers.list = [
+      async () => ({ [registration.id]: mine }),
+      async () => ({}),
+      async () => ({ [registration.id]: { ...mine, Port: 9090 } }),
+    ];
+    const signal = new AbortController().signal;
+    expect(await driver.isRegistered(registration, signal)).toBe(true);
+    expect(await driver.isRegistered(registration, signal)).toBe(false);
+    expect(await driver.isRegistered(registration, signal)).toBe(false);
+  });
+
+  it('follows blocking queries with the last index, passing only, and rate-limits answers that come back at once', async () => {
+    const { Ctor, answers, calls } = fakeConsul();
+    const clock = new FakeClock();
+    const options = resolveRegistryOptions({ driver: 'consul', register: false, discovery: { waitMs: 30_000, minQueryIntervalMs: 500 } });
+    const driver = new ConsulDriver(options, clock, Ctor);
+    const entry = {
+      Node: { Node: 'n1', Address: '10.0.0.9' },
+      Service: { ID: 'a', Service: 'orders', Address: '', Port: 80, Tags: null, Meta: null },
+      Checks: [{ Status: 'passing' }],
+    };
+    const respond = (index: string, body: unknown) => async () => [{ headers: { 'x-consul-index': index } }, body];
+    answers.health = [respond('10', [entry]), respond('10', [entry]), respond('12', [])];
+    const updates: ServiceInstance[][] = [];
+    const abort = new AbortController();
+    const watching = driver.watch(
+      { service: 'orders', passingOnly: true },
+      { update: (i) => updates.push([...i]), live: () => undefined },
+      abort.signal,
+    );
+    await flush();
+    expect(calls[0].options).toMatchObject({ service: 'orders', passing: true });
+    expect(calls[0].options.index).toBeUndefined();
+    expect(calls[0].options.ctx).toBeInstanceOf(EventEmitter);
+    expect(calls).toHaveLength(1);
+    await clock.advance(499);
+    expect(calls).toHaveLength(1);
+    await clock.advance(1);
+    expect(calls[1].options).toMatchObject({ index: '10', wait: '30s' });
+    await clock.advance(500);
+    expect(calls[2].options).toMatchObject({ index: '10' });
+    expect(updates).toEqual([
+      [{ id: 'a', service: 'orders', address: '10.0.0.9', port: 80, tags: [], meta: {}, health: 'passing' }],
+      [{ id: 'a', service: 'orders', address: '10.0.0.9', port: 80, tags: [], meta: {}, health: 'passing' }],
+      [],
+    ]);
+    abort.abort();
+    await clock.advance(500);
+    await watching;
+  });
+
+  it('ends a feed whose answer carries no X-Consul-Index, so that the client restarts it with backoff', async () => {
+    const { Ctor, answers } = fakeConsul();
+    const driver = new ConsulDriver(resolveRegistryOptions({ driver: 'consul', register: false }), new FakeClock(), Ctor);
+    answers.health = [async () => [{ headers: {} }, []]];
+    await expect(
+      driver.watch(
+        { service: 'orders', passingOnly: true },
+        { update: () => undefined, live: () => undefined },
+        new AbortController().signal,
+      ),
+    ).rejects.toThrow(/X-Consul-Index/);
+  });
+
+  it("follows Consul's blocking-index rules: reset when the index goes backwards, never below 1", () => {
+    expect(nextIndex(0n, '5')).toBe(5n);
+    expect(nextIndex(5n, '9')).toBe(9n);
+    expect(nextIndex(9n, '3')).toBe(0n);
+    expect(nextIndex(0n, '0')).toBe(1n);
+    expect(() => nextIndex(0n, undefined)).toThrow(/X-Consul-Index/);
+  });
+
+  it('aggregates check states per instance: critical beats warning beats passing', () => {
+    const entry = (checks: string[]) => ({
+      Service: { ID: checks.join('-') || 'none', Service: 'orders', Address: '10.0.0.1', Port: 1 },
+      Checks: checks.map((Status) => ({ Status })),
+    });
+    expect(instancesFromHealth([entry(['passing', 'warning']), entry(['warning', 'critical']), entry([])]).map((i) => i.health)).toEqual([
+      'warning',
+      'critical',
+      'passing',
+    ]);
+    expect(instancesFromHealth({ not: 'an array' })).toEqual([]);
+  });
+
+  it('pins the agent address once resolved, until the next registration', () => {
+    const answers = ['10.0.0.1', '10.0.0.2'];
+    const resolve = ((_host: string, _options: unknown, callback: (e: null, a: string, f: number) => void) =>
+      callback(null, answers.shift()!, 4)) as never;
+    const pinned = new PinnedLookup(resolve);
+    const seen: unknown[] = [];
+    pinned.lookup('consul.service', {}, (_e, address) => seen.push(address));
+    pinned.lookup('consul.service', { all: true }, (_e, address) => seen.push(address));
+    pinned.reset();
+    pinned.lookup('consul.service', {}, (_e, address) => seen.push(address));
+    expect(seen).toEqual(['10.0.0.1', [{ address: '10.0.0.1', family: 4 }], '10.0.0.2']);
+  });
+});

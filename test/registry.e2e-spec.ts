@@ -1,0 +1,558 @@
+import 'reflect-metadata';
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { connect } from 'node:net';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import {
+  Controller,
+  Get,
+  Inject,
+  Injectable,
+  LoggerService,
+  Module,
+  OnModuleInit,
+  ServiceUnavailableException,
+  Type,
+} from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { INestApplication } from '@nestjs/common';
+import { Etcd3 } from 'etcd3';
+import { attachLifecycle, LifecycleModule, LifecycleService, LifecycleState } from '@nest-rollout/lifecycle';
+import {
+  RegistrationState,
+  RegistryClient,
+  RegistryEvent,
+  RegistryModule,
+  RegistryModuleOptions,
+  RegistryService,
+  RegistryStats,
+  ServiceInstancesChange,
+} from '@nest-rollout/registry';
+import { ConsulTestServer } from './support/consul-test-server';
+import { EtcdServer } from './support/etcd';
+import { freePort } from './support/ports';
+
+/**
+ * The registry end to end, on both drivers: a real etcd (Debian's etcd-server) and, since no Consul
+ * binary can be installed here, the Consul-API test server in test/support driven through the real
+ * `consul` npm client. Apps run in-process (a warm-up task the test releases decides when READY
+ * comes); the kill -9 case runs a child process from the build. Timing assertions are generous
+ * bounds that guard behaviour.
+ */
+const ROOT = join(__dirname, '..');
+
+/** One registry to run the scenarios against. */
+interface RegistryHandle {
+  readonly url: string;
+  start(): Promise<void>;
+  /** Restart that loses every registration (etcd: wiped data dir; Consul: agent without its state). */
+  restartWiped(): Promise<void>;
+  /** Accepts connections, never answers. */
+  freeze(): void;
+  thaw(): void;
+  /** Whether the registry holds this instance now (observed directly, not through the module). */
+  holds(service: string, id: string): Promise<boolean>;
+  destroy(): Promise<void>;
+}
+
+interface Backend {
+  readonly name: 'etcd' | 'consul';
+  /** A registry that is not running yet. */
+  create(): Promise<RegistryHandle>;
+  options(handle: RegistryHandle, overrides?: Partial<RegistryModuleOptions>): RegistryModuleOptions;
+}
+
+/** Fast timings, all bounded, for both drivers. */
+const COMMON: RegistryModuleOptions = {
+  address: '127.0.0.1',
+  operationTimeoutMs: 1000,
+  deregisterTimeoutMs: 1000,
+  antiEntropyIntervalMs: 1000,
+  retry: { initialDelayMs: 100, maxDelayMs: 800 },
+  discovery: { waitMs: 5000, minQueryIntervalMs: 100 },
+};
+
+const etcdBackend: Backend = {
+  name: 'etcd',
+  async create() {
+    const server = await EtcdServer.create();
+    let observer: Etcd3 | undefined;
+    return {
+      url: server.url,
+      start: () => server.start(),
+      restartWiped: async () => {
+        observer?.close();
+        observer = undefined;
+        await server.stop({ wipe: true });
+        await server.start();
+      },
+      freeze: () => server.freeze(),
+      thaw: () => server.thaw(),
+      holds: async (service, id) => {
+        observer ??= new Etcd3({ hosts: server.url });
+        return (await observer.get(`/services/${service}/${id}`).string()) !== null;
+      },
+      destroy: async () => {
+        observer?.close();
+        await server.destroy();
+      },
+    };
+  },
+  options: (handle, overrides = {}) => ({ ...COMMON, driver: 'etcd', etcd: { endpoints: [handle.url], leaseTtlSeconds: 3 }, ...overrides }),
+};
+
+const consulBackend: Backend = {
+  name: 'consul',
+  async create() {
+    // timeScale shortens only the reaper (30 s) and the 1 minute deregister-critical floor.
+    const server = new ConsulTestServer({ port: await freePort(), timeScale: 0.02 });
+    return {
+      url: server.url,
+      start: () => server.listen(),
+      restartWiped: () => server.restart(),
+      freeze: () => server.freeze(),
+      thaw: () => server.thaw(),
+      holds: async (_service, id) => id in server.agentServices(),
+      destroy: () => server.destroy(),
+    };
+  },
+  options: (handle, overrides = {}) => ({
+    ...COMMON,
+    driver: 'consul',
+    consul: { url: handle.url, check: { type: 'http', intervalMs: 1000, timeoutMs: 500 } },
+    ...overrides,
+  }),
+};
+
+// ---- in-process apps -------------------------------------------------------------------------
+
+const GATE = 'TEST:WARMUP_GATE';
+
+class Gate {
+  readonly promise: Promise<void>;
+  open!: () => void;
+  constructor() {
+    this.promise = new Promise<void>((resolve) => (this.open = resolve));
+  }
+}
+
+@Injectable()
+class WarmupGate implements OnModuleInit {
+  constructor(
+    private readonly lifecycle: LifecycleService,
+    @Inject(GATE) private readonly gate: Gate,
+  ) {}
+  onModuleInit(): void {
+    this.lifecycle.registerWarmupTask({ name: 'test.gate', run: () => this.gate.promise, timeoutMs: 60_000 });
+  }
+}
+
+/** The readiness probe the Consul HTTP check points at. */
+@Controller('health')
+class ReadyController {
+  constructor(private readonly lifecycle: LifecycleService) {}
+  @Get('ready')
+  ready(): { status: string } {
+    if (!this.lifecycle.isReady()) throw new ServiceUnavailableException(this.lifecycle.state);
+    return { status: 'ok' };
+  }
+}
+
+interface LogLine {
+  readonly level: string;
+  readonly message: unknown;
+}
+
+/**
+ * Nest routes every Logger of the process to the logger of the app created last, so one capture
+ * serves every in-process app; each app's view filters the registry events by its service name.
+ */
+class CaptureLogger implements LoggerService {
+  readonly lines: LogLine[] = [];
+  log(message: unknown) {
+    this.lines.push({ level: 'log', message });
+  }
+  warn(message: unknown) {
+    this.lines.push({ level: 'warn', message });
+  }
+  error(message: unknown) {
+    this.lines.push({ level: 'error', message });
+  }
+  debug() {}
+  verbose() {}
+  events(name: string, service?: string): Record<string, unknown>[] {
+    return this.lines
+      .map((l) => l.message as Record<string, unknown>)
+      .filter((m) => m && typeof m === 'object' && m.event === name && (service === undefined || m.service === service));
+  }
+}
+
+const LOGS = new CaptureLogger();
+
+/** The registry events of one service. */
+interface AppLogs {
+  events(name: string): Record<string, unknown>[];
+}
+
+interface TestApp {
+  readonly app: INestApplication;
+  readonly port: number;
+  readonly gate: Gate;
+  readonly lifecycle: LifecycleService;
+  readonly registry: RegistryService;
+  readonly client: RegistryClient;
+  readonly stats: RegistryStats;
+  readonly logs: AppLogs;
+  /** Graceful shutdown as on SIGTERM; resolves when STOPPED. */
+  shutdown(): Promise<void>;
+}
+
+const apps: TestApp[] = [];
+
+async function startApp(registry: RegistryModuleOptions, options: { openGate?: boolean; drainDelayMs?: number } = {}): Promise<TestApp> {
+  const gate = new Gate();
+  @Module({
+    imports: [
+      LifecycleModule.forRoot({
+        minReadyDelayMs: 0,
+        drainDelayMs: options.drainDelayMs ?? 300,
+        shutdownTimeoutMs: 2000,
+        exitOnShutdown: false,
+      }),
+      RegistryModule.forRoot(registry),
+    ],
+    controllers: [ReadyController],
+    providers: [{ provide: GATE, useValue: gate }, WarmupGate],
+  })
+  class AppModule {}
+  const app = await NestFactory.create(AppModule as Type<unknown>, { logger: LOGS });
+  attachLifecycle(app);
+  await app.listen(0, '127.0.0.1');
+  const lifecycle = app.get(LifecycleService);
+  const testApp: TestApp = {
+    app,
+    port: (app.getHttpServer().address() as { port: number }).port,
+    gate,
+    lifecycle,
+    registry: app.get(RegistryService),
+    client: app.get(RegistryClient),
+    stats: app.get(RegistryStats),
+    logs: { events: (name) => LOGS.events(name, registry.service) },
+    shutdown: () => lifecycle.shutdown('test'),
+  };
+  apps.push(testApp);
+  if (options.openGate !== false) gate.open();
+  return testApp;
+}
+
+async function stopApps(): Promise<void> {
+  await Promise.all(
+    apps.splice(0).map(async (a) => {
+      a.gate.open();
+      if (a.lifecycle.state !== LifecycleState.STOPPED) await withTimeout(a.shutdown(), 15_000, 'app shutdown').catch(() => undefined);
+    }),
+  );
+}
+
+// ---- helpers -----------------------------------------------------------------------------------
+
+async function waitUntil(condition: () => boolean | Promise<boolean>, what: string, timeoutMs: number, everyMs = 25): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await condition()) return Date.now();
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms))),
+  ]);
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.setTimeout(500);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/** Runs a registering app from the build in a child process; it prints its registration once registered. */
+const CHILD_APP = `
+require('reflect-metadata');
+const { Controller, Get, Inject, Module, ServiceUnavailableException } = require('@nestjs/common');
+const { NestFactory } = require('@nestjs/core');
+const { LifecycleModule, LifecycleService, attachLifecycle } = require('@nest-rollout/lifecycle');
+const { RegistryModule, RegistryService } = require('@nest-rollout/registry');
+class Ready {
+  constructor(lifecycle) { this.lifecycle = lifecycle; }
+  ready() { if (!this.lifecycle.isReady()) throw new ServiceUnavailableException(); return { status: 'ok' }; }
+}
+Inject(LifecycleService)(Ready, undefined, 0);
+Get('ready')(Ready.prototype, 'ready', Object.getOwnPropertyDescriptor(Ready.prototype, 'ready'));
+Controller('health')(Ready);
+class AppModule {}
+Module({
+  imports: [LifecycleModule.forRoot({ minReadyDelayMs: 0, drainDelayMs: 100 }), RegistryModule.forRoot(JSON.parse(process.env.REGISTRY_OPTIONS))],
+  controllers: [Ready],
+})(AppModule);
+(async () => {
+  const app = await NestFactory.create(AppModule, { logger: ['error'] });
+  attachLifecycle(app);
+  await app.listen(0, '127.0.0.1');
+  const registry = app.get(RegistryService);
+  registry.state$.subscribe((state) => {
+    if (state === 'REGISTERED') process.stdout.write(JSON.stringify({ registered: registry.registration }) + '\\n');
+  });
+})().catch((e) => { console.error(e); process.exit(1); });
+`;
+
+function startChild(options: RegistryModuleOptions): {
+  child: ChildProcess;
+  registered: Promise<{ id: string; name: string; port: number }>;
+} {
+  const child = spawn(process.execPath, ['-e', CHILD_APP], {
+    cwd: ROOT,
+    env: { ...process.env, REGISTRY_OPTIONS: JSON.stringify(options) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const registered = new Promise<{ id: string; name: string; port: number }>((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      const line = output.split('\n').find((l) => l.startsWith('{"registered"'));
+      if (line) resolve((JSON.parse(line) as { registered: { id: string; name: string; port: number } }).registered);
+    });
+    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.once('exit', (code) => reject(new Error(`child exited (${code}) before registering:\n${output}`)));
+  });
+  registered.catch(() => undefined);
+  return { child, registered };
+}
+
+beforeAll(() => {
+  // The kill -9 scenario runs the build of the libs in a child process.
+  execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-b', 'libs/registry/tsconfig.lib.json'], {
+    cwd: ROOT,
+    stdio: 'pipe',
+  });
+}, 120_000);
+
+describe.each([etcdBackend, consulBackend])('registry with the $name driver', (backend) => {
+  let registry: RegistryHandle;
+  let child: ChildProcess | undefined;
+
+  beforeAll(async () => {
+    registry = await backend.create();
+    await registry.start();
+  }, 30_000);
+
+  afterEach(async () => {
+    child?.kill('SIGKILL');
+    child = undefined;
+    registry.thaw();
+    await stopApps();
+  }, 30_000);
+
+  afterAll(async () => {
+    await registry?.destroy();
+  }, 30_000);
+
+  it('registers only once READY, a discovery client in another app sees it, and it is deregistered before the listener closes', async () => {
+    const service = `orders-${backend.name}-a`;
+    const a = await startApp(backend.options(registry, { service, tags: ['green'] }), { openGate: false, drainDelayMs: 800 });
+    // onEmpty 'accept': the last instance leaving must show as an empty set here (the other policy is below).
+    const b = await startApp(backend.options(registry, { register: false, discovery: { ...COMMON.discovery, onEmpty: 'accept' } }));
+    const id = `${service}-${hostname()}-${a.port}`;
+
+    // Warm-up holds the instance in WARMING_UP: nothing in the registry, however long we look.
+    await sleep(1200);
+    expect(a.lifecycle.state).toBe(LifecycleState.WARMING_UP);
+    expect(a.registry.state).toBe(RegistrationState.WAITING_FOR_READY);
+    expect(await registry.holds(service, id)).toBe(false);
+
+    let readyAt = 0;
+    a.lifecycle.changes$.subscribe((c) => c.to === LifecycleState.READY && (readyAt = c.at));
+    a.gate.open();
+    const seenAt = await waitUntil(() => registry.holds(service, id), 'the registration', 5000);
+    expect(readyAt).toBeGreaterThan(0);
+    expect(seenAt).toBeGreaterThanOrEqual(readyAt);
+    expect(a.registry.registration).toMatchObject({ id, name: service, address: '127.0.0.1', port: a.port, tags: ['green'] });
+    expect(a.registry.registration?.meta).toMatchObject({ track: 'stable', color: 'default' });
+    expect(a.logs.events(RegistryEvent.REGISTERED)).toHaveLength(1);
+
+    // Another app's client finds it (Consul: once its HTTP check passes, as passing-only is the default).
+    const found = await b.client
+      .ready(service, {}, 5000)
+      .then(() => waitUntil(() => b.client.instances(service).length === 1, 'discovery', 5000));
+    expect(found).toBeGreaterThan(0);
+    expect(b.client.instances(service, { tags: ['green'] })[0]).toMatchObject({
+      id,
+      address: '127.0.0.1',
+      port: a.port,
+      health: 'passing',
+    });
+    expect(b.client.instances(service, { tags: ['blue'] })).toEqual([]);
+    expect(b.client.pick(service, { meta: { track: 'stable' } })?.id).toBe(id);
+
+    const changes: ServiceInstancesChange[] = [];
+    b.client.changes$(service).subscribe((c) => changes.push(c));
+
+    // SIGTERM's path: the entry must be gone while the listener still accepts connections.
+    let goneAt = 0;
+    let closedAt = 0;
+    const watching = (async () => {
+      while (!closedAt) {
+        if (!goneAt && !(await registry.holds(service, id))) goneAt = Date.now();
+        if (!(await accepts(a.port))) closedAt = Date.now();
+        await sleep(20);
+      }
+    })();
+    const shutdown = a.shutdown();
+    await withTimeout(shutdown, 10_000, 'shutdown');
+    await withTimeout(watching, 3000, 'the listener closing');
+    expect(goneAt).toBeGreaterThan(0);
+    expect(goneAt).toBeLessThan(closedAt);
+    expect(a.logs.events(RegistryEvent.DEREGISTERED)[0]).toMatchObject({ reason: 'draining' });
+    expect(a.stats.snapshot().lastDeregistrationMs).toBeLessThan(800);
+    await waitUntil(() => b.client.instances(service).length === 0, 'the removal reaching the other client', 5000);
+    expect(changes.at(-1)?.removed.map((i) => i.id)).toEqual([id]);
+  }, 40_000);
+
+  it('an instance killed with SIGKILL leaves the registry on its own (lease expiry / critical check reaped)', async () => {
+    const service = `orders-${backend.name}-kill`;
+    const observer = await startApp(backend.options(registry, { register: false, discovery: { ...COMMON.discovery, onEmpty: 'accept' } }));
+    const started = startChild(
+      backend.options(registry, {
+        service,
+        ...(backend.name === 'etcd' ? { etcd: { endpoints: [registry.url], leaseTtlSeconds: 2 } } : {}),
+      }),
+    );
+    child = started.child;
+    const registration = await withTimeout(started.registered, 15_000, 'the child registering');
+    expect(await registry.holds(service, registration.id)).toBe(true);
+    await waitUntil(() => observer.client.instances(service).length === 1, 'the child in discovery', 8000);
+
+    const killedAt = Date.now();
+    child.kill('SIGKILL');
+    // Out of the healthy set: etcd when the 2 s lease expires; Consul once the HTTP check (every 1 s) fails.
+    await waitUntil(() => observer.client.instances(service).length === 0, 'the killed instance leaving discovery', 8000);
+    // Gone from the registry entirely: the expired lease took the key; Consul's reaper removed it.
+    await waitUntil(async () => !(await registry.holds(service, registration.id)), 'the entry to disappear', 10_000, 100);
+    const goneAfterMs = Date.now() - killedAt;
+    if (backend.name === 'etcd') expect(goneAfterMs).toBeGreaterThan(500);
+    expect(goneAfterMs).toBeLessThan(9000);
+  }, 40_000);
+
+  it('starts and serves while the registry is down, and registers once it is up', async () => {
+    const late = await backend.create();
+    try {
+      const service = `orders-${backend.name}-late`;
+      const a = await startApp(backend.options(late, { service }));
+      await waitUntil(() => a.lifecycle.state === LifecycleState.READY, 'READY', 5000);
+      expect(await accepts(a.port)).toBe(true);
+      await waitUntil(
+        () => a.stats.count('register', 'failure') + a.stats.count('register', 'timeout') >= 2,
+        'failed attempts to be counted',
+        8000,
+      );
+      expect(a.registry.state).toBe(RegistrationState.REGISTERING);
+      expect(a.logs.events(RegistryEvent.REGISTER_FAILED).length).toBeGreaterThanOrEqual(2);
+
+      await late.start();
+      await waitUntil(() => a.registry.registered, 'the registration after the registry started', 8000);
+      expect(await late.holds(service, a.registry.registration!.id)).toBe(true);
+      expect(a.logs.events(RegistryEvent.REGISTERED)[0].attempts).toBeGreaterThan(1);
+      await a.shutdown();
+    } finally {
+      await late.destroy();
+    }
+  }, 40_000);
+
+  it('restores its entry when the registry restarts without its data, and discovery keeps the last known set meanwhile', async () => {
+    const service = `orders-${backend.name}-wiped`;
+    const a = await startApp(backend.options(registry, { service }));
+    const b = await startApp(backend.options(registry, { register: false }));
+    await waitUntil(() => a.registry.registered, 'the registration', 5000);
+    const id = a.registry.registration!.id;
+    await waitUntil(() => b.client.instances(service).length === 1, 'discovery', 8000);
+    const changes: ServiceInstancesChange[] = [];
+    b.client.changes$(service).subscribe((c) => changes.push(c));
+
+    await registry.restartWiped();
+    await waitUntil(() => a.stats.snapshot().registrationsLost >= 1, 'the loss to be detected', 10_000);
+    await waitUntil(() => registry.holds(service, id), 'the entry restored', 10_000, 100);
+    expect(a.logs.events(RegistryEvent.REGISTRATION_LOST).length).toBeGreaterThanOrEqual(1);
+    await waitUntil(() => b.client.status().every((s) => s.live), 'discovery to recover', 10_000);
+    await waitUntil(() => b.client.instances(service).length === 1 && !changes.at(-1)?.keptLastKnown, 'discovery to see it again', 10_000);
+    // The client never served an empty set for a service that had instances.
+    expect(changes.every((c) => c.instances.length === 1)).toBe(true);
+  }, 50_000);
+
+  it('finishes the shutdown within the deregistration bound when the registry hangs', async () => {
+    const service = `orders-${backend.name}-frozen`;
+    const a = await startApp(backend.options(registry, { service }), { drainDelayMs: 200 });
+    await waitUntil(() => a.registry.registered, 'the registration', 5000);
+    registry.freeze();
+    const started = Date.now();
+    await withTimeout(a.shutdown(), 10_000, 'shutdown');
+    const tookMs = Date.now() - started;
+    registry.thaw();
+    // deregisterTimeoutMs is 1000: once at DRAINING, once more in onApplicationShutdown.
+    expect(tookMs).toBeLessThan(1000 + 1000 + 1500);
+    const failures = a.logs.events(RegistryEvent.DEREGISTER_FAILED);
+    expect(failures.length).toBeGreaterThanOrEqual(1);
+    expect(failures[0]).toMatchObject({ reason: 'draining', error: expect.objectContaining({ code: 'REGISTRY_TIMEOUT' }) });
+    expect(a.stats.count('deregister', 'timeout')).toBeGreaterThanOrEqual(1);
+  }, 30_000);
+});
+
+describe('registry with the consul driver and a TTL check', () => {
+  let consul: ConsulTestServer;
+  beforeAll(async () => {
+    consul = await ConsulTestServer.start({ aclToken: 'secret-token' });
+  });
+  afterEach(() => stopApps(), 30_000);
+  afterAll(() => consul?.destroy());
+
+  it('feeds the TTL with heartbeats (with the ACL token), and registers again when the agent forgets the check', async () => {
+    const service = 'orders-ttl';
+    const a = await startApp({
+      ...COMMON,
+      driver: 'consul',
+      service,
+      consul: { url: consul.url, token: 'secret-token', check: { type: 'ttl', ttlMs: 3000 } },
+      antiEntropyIntervalMs: 60_000,
+    });
+    await waitUntil(() => a.registry.registered, 'the registration', 5000);
+    const id = a.registry.registration!.id;
+    await waitUntil(() => consul.checkStatus(`service:${id}`) === 'passing', 'the first heartbeat', 3000);
+    // Several TTLs' worth of time: it stays passing only because the heartbeats keep coming.
+    await sleep(3500);
+    expect(consul.checkStatus(`service:${id}`)).toBe('passing');
+
+    await consul.restart();
+    // Anti-entropy is a minute away here: the heartbeat's 404 is what brings the entry back.
+    await waitUntil(() => consul.checkStatus(`service:${id}`) === 'passing', 'the entry restored by the heartbeat', 5000);
+    expect(a.logs.events(RegistryEvent.REGISTRATION_LOST)[0]).toMatchObject({ detected_by: 'heartbeat' });
+
+    await a.shutdown();
+    expect(consul.agentServices()).toEqual({});
+  }, 30_000);
+});
