@@ -2,11 +2,12 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
-import { ManagementServer, ReadinessService } from '@nest-rollout/health';
+import { ManagementServer } from '@nest-rollout/health';
 import { attachLifecycle } from '@nest-rollout/lifecycle';
 import { Logger } from '@nest-rollout/logging';
-import { MetricName, MetricsService } from '@nest-rollout/metrics';
+import { MetricsService } from '@nest-rollout/metrics';
 import { AppModule } from './app.module';
+import { publishModuleMetrics } from './module-metrics';
 import { loadSampleConfig } from './sample.config';
 
 async function bootstrap(): Promise<void> {
@@ -16,12 +17,9 @@ async function bootstrap(): Promise<void> {
   app.useLogger(app.get(Logger));
   // Instead of app.enableShutdownHooks(): drain, then close, then Nest's hooks, then exit.
   attachLifecycle(app);
-  const metrics = app.get(MetricsService);
   // With MANAGEMENT_PORT, /metrics moves to the management port with the probes.
-  if (config.managementPort !== undefined) app.get(ManagementServer).addRoute(metrics.managementRoute());
-  app
-    .get(ReadinessService)
-    .changes$.subscribe((change) => metrics.increment(MetricName.HEALTH_READINESS_CHANGES_TOTAL, { ready: String(change.ready) }));
+  if (config.managementPort !== undefined) app.get(ManagementServer).addRoute(app.get(MetricsService).managementRoute());
+  publishModuleMetrics(app);
   await app.listen(config.port, config.host);
 }
 
