@@ -38,6 +38,8 @@ export interface StartAppOptions {
   readonly port?: number;
   /** Answers 200 once the app takes traffic. */
   readonly readyPath?: string;
+  /** A full URL instead of `readyPath`, for probes served on a management port. */
+  readonly readyUrl?: string;
   readonly readyTimeoutMs?: number;
 }
 
@@ -56,7 +58,7 @@ export async function startApp(options: StartAppOptions): Promise<AppInstance> {
     env: { HOST: '127.0.0.1', ...options.env, PORT: String(port) },
   });
   try {
-    await waitForHttpStatus(`${url}${options.readyPath ?? '/health/ready'}`, {
+    await waitForHttpStatus(options.readyUrl ?? `${url}${options.readyPath ?? '/health/ready'}`, {
       status: 200,
       timeoutMs: options.readyTimeoutMs ?? 20_000,
       proc,
@@ -75,6 +77,7 @@ export interface SampleOptions {
   /** DRAIN_DELAY_MS, SHUTDOWN_TIMEOUT_MS, COLOR, ... (see apps/sample/src/sample.config.ts). */
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly readyTimeoutMs?: number;
+  readonly readyUrl?: string;
 }
 
 /** The built nest-rollout sample (`npm run build` first), ready when `/health/ready` answers 200. */
@@ -85,6 +88,7 @@ export function startSample(options: SampleOptions): Promise<AppInstance> {
     script: SAMPLE_MAIN,
     port: options.port,
     readyTimeoutMs: options.readyTimeoutMs,
+    readyUrl: options.readyUrl,
     // Jest sets COLOR=0 in its workers; the sample reads COLOR as the deployment colour.
     env: { MIN_READY_DELAY_MS: '100', COLOR: undefined, ...options.env, ADAPTER: options.adapter },
   });
