@@ -59,6 +59,9 @@ describe.each(ADAPTERS)('/metrics of the sample on %s', (adapter) => {
     expect(count(again, 'GET', 'unmatched', 404)).toBe(3);
     // The scrape is not in its own histogram.
     expect(again).not.toContain('route="/metrics"');
+    // Health publishes its readiness changes itself: one, at READY, however many probes were answered.
+    expect(again).toMatch(/^health_readiness_changes_total\{ready="true"\} 1$/m);
+    expect(again).not.toMatch(/^health_readiness_changes_total\{ready="false"\}/m);
 
     const check = execFileSync('promtool', ['check', 'metrics'], { input: again, encoding: 'utf8' });
     expect(check).not.toMatch(/error|problem/i);

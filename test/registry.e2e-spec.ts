@@ -17,7 +17,9 @@ import {
 import { NestFactory } from '@nestjs/core';
 import type { INestApplication } from '@nestjs/common';
 import { Etcd3 } from 'etcd3';
+import { Registry } from 'prom-client';
 import { attachLifecycle, LifecycleModule, LifecycleService, LifecycleState } from '@nest-rollout/lifecycle';
+import { MetricsModule, MetricsService } from '@nest-rollout/metrics';
 import {
   RegistrationState,
   RegistryClient,
@@ -28,6 +30,7 @@ import {
   RegistryStats,
   ServiceInstancesChange,
 } from '@nest-rollout/registry';
+import { parseExposition, valueOf } from '../libs/metrics/testing/metrics-app';
 import { ConsulTestServer } from './support/consul-test-server';
 import { EtcdServer } from './support/etcd';
 import { freePort } from './support/ports';
@@ -203,6 +206,8 @@ interface TestApp {
   readonly client: RegistryClient;
   readonly stats: RegistryStats;
   readonly logs: AppLogs;
+  /** One scrape of the app's own metrics registry: `name{labels}` → value, or undefined. */
+  metric(name: string, labels?: Record<string, string>): Promise<number | undefined>;
   /** Graceful shutdown as on SIGTERM; resolves when STOPPED. */
   shutdown(): Promise<void>;
 }
@@ -220,6 +225,8 @@ async function startApp(registry: RegistryModuleOptions, options: { openGate?: b
         exitOnShutdown: false,
       }),
       RegistryModule.forRoot(registry),
+      // A registry of its own per app, so that the apps of one test do not share series.
+      MetricsModule.forRoot({ registry: new Registry(), defaultMetrics: false }),
     ],
     controllers: [ReadyController],
     providers: [{ provide: GATE, useValue: gate }, WarmupGate],
@@ -238,6 +245,7 @@ async function startApp(registry: RegistryModuleOptions, options: { openGate?: b
     client: app.get(RegistryClient),
     stats: app.get(RegistryStats),
     logs: { events: (name) => LOGS.events(name, registry.service) },
+    metric: async (name, labels) => valueOf(parseExposition((await app.get(MetricsService).metrics()).body), name, labels),
     shutdown: () => lifecycle.shutdown('test'),
   };
   apps.push(testApp);
@@ -396,6 +404,9 @@ describe.each([etcdBackend, consulBackend])('registry with the $name driver', (b
     expect(a.registry.registration).toMatchObject({ id, name: service, address: '127.0.0.1', port: a.port, tags: ['green'] });
     expect(a.registry.registration?.meta).toMatchObject({ track: 'stable', color: 'default' });
     expect(a.logs.events(RegistryEvent.REGISTERED)).toHaveLength(1);
+    const driver = { driver: backend.name };
+    expect(await a.metric('registry_registered', driver)).toBe(1);
+    expect(await a.metric('registry_operations_total', { ...driver, operation: 'register', result: 'success' })).toBe(1);
 
     // Another app's client finds it (Consul: once its HTTP check passes, as passing-only is the default).
     const found = await b.client
@@ -410,6 +421,10 @@ describe.each([etcdBackend, consulBackend])('registry with the $name driver', (b
     });
     expect(b.client.instances(service, { tags: ['blue'] })).toEqual([]);
     expect(b.client.pick(service, { meta: { track: 'stable' } })?.id).toBe(id);
+    expect(await b.metric('registry_discovery_instances', { service, health: 'passing' })).toBe(1);
+    // Live once the watch (etcd) or the first blocking query (Consul) is up, a moment after the first read.
+    await waitUntil(() => b.client.status().every((s) => s.live), 'the discovery feed to be live', 5000);
+    expect(await b.metric('registry_discovery_staleness_seconds', { service, health: 'passing' })).toBe(0);
 
     const changes: ServiceInstancesChange[] = [];
     b.client.changes$(service).subscribe((c) => changes.push(c));
@@ -417,8 +432,16 @@ describe.each([etcdBackend, consulBackend])('registry with the $name driver', (b
     // SIGTERM's path: the entry must be gone while the listener still accepts connections.
     let goneAt = 0;
     let closedAt = 0;
+    let scraped: { registered?: number; deregistrationSeconds?: number } = {};
     const watching = (async () => {
       while (!closedAt) {
+        // What a scrape during the drain shows (the metrics leave with the application).
+        if (a.lifecycle.state === LifecycleState.DRAINING) {
+          scraped = {
+            registered: await a.metric('registry_registered', driver),
+            deregistrationSeconds: await a.metric('registry_deregistration_duration_seconds', driver),
+          };
+        }
         if (!goneAt && !(await registry.holds(service, id))) goneAt = Date.now();
         if (!(await accepts(a.port))) closedAt = Date.now();
         await sleep(20);
@@ -431,6 +454,8 @@ describe.each([etcdBackend, consulBackend])('registry with the $name driver', (b
     expect(goneAt).toBeLessThan(closedAt);
     expect(a.logs.events(RegistryEvent.DEREGISTERED)[0]).toMatchObject({ reason: 'draining' });
     expect(a.stats.snapshot().lastDeregistrationMs).toBeLessThan(800);
+    expect(scraped.registered).toBe(0);
+    expect(scraped.deregistrationSeconds).toBe(a.stats.snapshot().lastDeregistrationMs! / 1000);
     await waitUntil(() => b.client.instances(service).length === 0, 'the removal reaching the other client', 5000);
     expect(changes.at(-1)?.removed.map((i) => i.id)).toEqual([id]);
   }, 40_000);
@@ -474,6 +499,21 @@ describe.each([etcdBackend, consulBackend])('registry with the $name driver', (b
       );
       expect(a.registry.state).toBe(RegistrationState.REGISTERING);
       expect(a.logs.events(RegistryEvent.REGISTER_FAILED).length).toBeGreaterThanOrEqual(2);
+      // Retries go on meanwhile: the scrape must lie between two readings of the stats.
+      const failedSoFar = () => a.stats.count('register', 'failure') + a.stats.count('register', 'timeout');
+      const failedMetric = async () => {
+        const scrape = parseExposition((await a.app.get(MetricsService).metrics()).body);
+        const labels = { driver: backend.name, operation: 'register' };
+        return (
+          (valueOf(scrape, 'registry_operations_total', { ...labels, result: 'failure' }) ?? 0) +
+          (valueOf(scrape, 'registry_operations_total', { ...labels, result: 'timeout' }) ?? 0)
+        );
+      };
+      const before = failedSoFar();
+      const counted = await failedMetric();
+      expect(counted).toBeGreaterThanOrEqual(before);
+      expect(counted).toBeLessThanOrEqual(failedSoFar());
+      expect(await a.metric('registry_registered', { driver: backend.name })).toBe(0);
 
       await late.start();
       await waitUntil(() => a.registry.registered, 'the registration after the registry started', 8000);
@@ -499,6 +539,7 @@ describe.each([etcdBackend, consulBackend])('registry with the $name driver', (b
     await waitUntil(() => a.stats.snapshot().registrationsLost >= 1, 'the loss to be detected', 10_000);
     await waitUntil(() => registry.holds(service, id), 'the entry restored', 10_000, 100);
     expect(a.logs.events(RegistryEvent.REGISTRATION_LOST).length).toBeGreaterThanOrEqual(1);
+    expect(await a.metric('registry_registrations_lost_total', { driver: backend.name })).toBe(a.stats.snapshot().registrationsLost);
     await waitUntil(() => b.client.status().every((s) => s.live), 'discovery to recover', 10_000);
     await waitUntil(() => b.client.instances(service).length === 1 && !changes.at(-1)?.keptLastKnown, 'discovery to see it again', 10_000);
     // The client never served an empty set for a service that had instances.

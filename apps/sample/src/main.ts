@@ -7,7 +7,6 @@ import { attachLifecycle } from '@nest-rollout/lifecycle';
 import { Logger } from '@nest-rollout/logging';
 import { MetricsService } from '@nest-rollout/metrics';
 import { AppModule } from './app.module';
-import { publishModuleMetrics } from './module-metrics';
 import { loadSampleConfig } from './sample.config';
 
 async function bootstrap(): Promise<void> {
@@ -19,7 +18,6 @@ async function bootstrap(): Promise<void> {
   attachLifecycle(app);
   // With MANAGEMENT_PORT, /metrics moves to the management port with the probes.
   if (config.managementPort !== undefined) app.get(ManagementServer).addRoute(app.get(MetricsService).managementRoute());
-  publishModuleMetrics(app);
   await app.listen(config.port, config.host);
 }
 

@@ -2,6 +2,7 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
 import { systemClock } from '@nest-rollout/lifecycle';
 import { HEALTH_CLOCK, HEALTH_OPTIONS } from './health.constants';
+import { HealthMetrics } from './health.metrics';
 import { HEALTH_MODULE_OPTIONS, HEALTH_OPTIONS_TYPE, HealthConfigurableModule } from './health.module-definition';
 import { HealthModuleOptions, resolveHealthOptions } from './health.options';
 import { HealthProbes } from './health.probes';
@@ -21,6 +22,7 @@ import { ReadinessService } from './readiness.service';
     },
     { provide: HEALTH_CLOCK, useValue: systemClock },
     ReadinessService,
+    HealthMetrics,
     HealthProbes,
     ManagementServer,
   ],

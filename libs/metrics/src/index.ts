@@ -27,7 +27,7 @@ export { MetricsModule } from './metrics.module';
 export { DEFAULT_METRICS_OPTIONS, DEFAULT_METRICS_PATH, resolveMetricsOptions } from './metrics.options';
 export type { MetricsModuleOptions, MetricsRegistry, ResolvedMetricsOptions } from './metrics.options';
 export { MetricsService } from './metrics.service';
-export type { MetricsManagementRoute, MetricsPublisher, MetricsScrape } from './metrics.service';
+export type { GaugeReading, MetricsManagementRoute, MetricsPublisher, MetricsScrape } from './metrics.service';
 export { connectMicroserviceWithMetrics } from './rpc-metrics.connect';
 export { RpcMetricsInterceptor } from './rpc-metrics.interceptor';
 // Declaring the application's own metrics the Nest way: they land in prom-client's global

@@ -68,6 +68,26 @@ export const METRIC_CATALOGUE = {
     help: '1 while this instance is registered in the service registry, 0 otherwise.',
     labelNames: ['driver'],
   },
+  [MetricName.REGISTRY_REGISTRATIONS_LOST_TOTAL]: {
+    kind: 'counter',
+    help: 'Registrations of this instance the registry lost (agent restart, lease expiry) and that were restored.',
+    labelNames: ['driver'],
+  },
+  [MetricName.REGISTRY_DEREGISTRATION_DURATION_SECONDS]: {
+    kind: 'gauge',
+    help: 'Time from the start of the shutdown (DRAINING) to the deregistration confirmed by the registry; absent before it.',
+    labelNames: ['driver'],
+  },
+  [MetricName.REGISTRY_DISCOVERY_STALENESS_SECONDS]: {
+    kind: 'gauge',
+    help: 'Age of the discovery view of each service this instance watches (health "passing" or "any"): 0 while its feed is live.',
+    labelNames: ['service', 'health'],
+  },
+  [MetricName.REGISTRY_DISCOVERY_INSTANCES]: {
+    kind: 'gauge',
+    help: 'Instances in the discovery view of each service this instance watches (health "passing" or "any").',
+    labelNames: ['service', 'health'],
+  },
   [MetricName.CONFIG_RELOADS_TOTAL]: {
     kind: 'counter',
     help: 'Dynamic configuration reloads, by source and result (applied, rejected, unchanged).',
@@ -86,9 +106,14 @@ type Catalogue = typeof METRIC_CATALOGUE;
 export type PublishedCounterName =
   | typeof MetricName.CANARY_DECISIONS_TOTAL
   | typeof MetricName.REGISTRY_OPERATIONS_TOTAL
+  | typeof MetricName.REGISTRY_REGISTRATIONS_LOST_TOTAL
   | typeof MetricName.CONFIG_RELOADS_TOTAL
   | typeof MetricName.HEALTH_READINESS_CHANGES_TOTAL;
-export type PublishedGaugeName = typeof MetricName.REGISTRY_REGISTERED;
+export type PublishedGaugeName =
+  | typeof MetricName.REGISTRY_REGISTERED
+  | typeof MetricName.REGISTRY_DEREGISTRATION_DURATION_SECONDS
+  | typeof MetricName.REGISTRY_DISCOVERY_STALENESS_SECONDS
+  | typeof MetricName.REGISTRY_DISCOVERY_INSTANCES;
 export type PublishedMetricName = PublishedCounterName | PublishedGaugeName;
 
 /** The label values a published metric takes, e.g. `{ variant: 'canary', reason: 'header' }`. */
@@ -97,7 +122,13 @@ export type PublishedLabels<N extends PublishedMetricName> = { readonly [L in Ca
 export const PUBLISHED_COUNTERS: readonly PublishedCounterName[] = [
   MetricName.CANARY_DECISIONS_TOTAL,
   MetricName.REGISTRY_OPERATIONS_TOTAL,
+  MetricName.REGISTRY_REGISTRATIONS_LOST_TOTAL,
   MetricName.CONFIG_RELOADS_TOTAL,
   MetricName.HEALTH_READINESS_CHANGES_TOTAL,
 ];
-export const PUBLISHED_GAUGES: readonly PublishedGaugeName[] = [MetricName.REGISTRY_REGISTERED];
+export const PUBLISHED_GAUGES: readonly PublishedGaugeName[] = [
+  MetricName.REGISTRY_REGISTERED,
+  MetricName.REGISTRY_DEREGISTRATION_DURATION_SECONDS,
+  MetricName.REGISTRY_DISCOVERY_STALENESS_SECONDS,
+  MetricName.REGISTRY_DISCOVERY_INSTANCES,
+];

@@ -30,6 +30,10 @@ export const MetricName = {
   CANARY_DECISIONS_TOTAL: 'canary_decisions_total',
   REGISTRY_OPERATIONS_TOTAL: 'registry_operations_total',
   REGISTRY_REGISTERED: 'registry_registered',
+  REGISTRY_REGISTRATIONS_LOST_TOTAL: 'registry_registrations_lost_total',
+  REGISTRY_DEREGISTRATION_DURATION_SECONDS: 'registry_deregistration_duration_seconds',
+  REGISTRY_DISCOVERY_STALENESS_SECONDS: 'registry_discovery_staleness_seconds',
+  REGISTRY_DISCOVERY_INSTANCES: 'registry_discovery_instances',
   CONFIG_RELOADS_TOTAL: 'config_reloads_total',
   HEALTH_READINESS_CHANGES_TOTAL: 'health_readiness_changes_total',
 } as const;
@@ -57,4 +61,5 @@ export const MetricsEvent = {
   HTTP_ADAPTER_UNSUPPORTED: 'metrics.http_adapter_unsupported',
   SERIES_CAP_REACHED: 'metrics.series_cap_reached',
   DEFAULT_METRICS_REGISTERED: 'metrics.default_metrics_registered',
+  GAUGE_READ_FAILED: 'metrics.gauge_read_failed',
 } as const;

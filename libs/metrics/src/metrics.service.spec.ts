@@ -79,6 +79,71 @@ describe('MetricsService as the publisher of the other modules’ metrics', () =
     expect(valueOf(samples, MetricName.METRICS_SERIES_DROPPED_TOTAL, { metric: MetricName.CANARY_DECISIONS_TOTAL })).toBe(2);
   });
 
+  it('reads an observed gauge at every scrape, from every application sharing the registry, and stops when told', async () => {
+    const registry = new Registry();
+    moduleRef = await compile(registry);
+    const other = await compile(registry);
+    try {
+      let staleness = 0;
+      const stop = moduleRef
+        .get(MetricsService)
+        .observe(MetricName.REGISTRY_DISCOVERY_STALENESS_SECONDS, () => [
+          { labels: { service: 'orders', health: 'passing' }, value: staleness },
+        ]);
+      other
+        .get(MetricsService)
+        .observe(MetricName.REGISTRY_DISCOVERY_STALENESS_SECONDS, () => [{ labels: { service: 'billing', health: 'passing' }, value: 7 }]);
+      const scrape = async () =>
+        samplesOf(parseExposition((await moduleRef!.get(MetricsService).metrics()).body), MetricName.REGISTRY_DISCOVERY_STALENESS_SECONDS)
+          .map((s) => [s.labels.service, s.value])
+          .sort();
+      expect(await scrape()).toEqual([
+        ['billing', 7],
+        ['orders', 0],
+      ]);
+      staleness = 2.5;
+      expect(await scrape()).toEqual([
+        ['billing', 7],
+        ['orders', 2.5],
+      ]);
+      // A series whose reader stopped disappears at the next scrape.
+      stop();
+      expect(await scrape()).toEqual([['billing', 7]]);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('keeps the scrape whole when an observed gauge’s reader throws', async () => {
+    moduleRef = await compile(new Registry());
+    const service = moduleRef.get(MetricsService);
+    service.observe(MetricName.REGISTRY_DISCOVERY_INSTANCES, () => {
+      throw new Error('view closed');
+    });
+    service.observe(MetricName.REGISTRY_DISCOVERY_INSTANCES, () => [{ labels: { service: 'orders', health: 'passing' }, value: 3 }]);
+    service.increment(MetricName.HEALTH_READINESS_CHANGES_TOTAL, { ready: 'true' });
+    const { body } = await service.metrics();
+    const samples = parseExposition(body);
+    expect(samplesOf(samples, MetricName.REGISTRY_DISCOVERY_INSTANCES).map((s) => [s.labels.service, s.value])).toEqual([['orders', 3]]);
+    expect(valueOf(samples, MetricName.HEALTH_READINESS_CHANGES_TOTAL, { ready: 'true' })).toBe(1);
+    expect(promtoolCheckMetrics(body)).toEqual({ status: 0, output: '' });
+  });
+
+  it('ignores what is published after the application closed, leaving nothing behind in a shared registry', async () => {
+    const registry = new Registry();
+    const closing = await compile(registry);
+    const service = closing.get(MetricsService);
+    service.increment(MetricName.REGISTRY_OPERATIONS_TOTAL, { driver: 'etcd', operation: 'register', result: 'success' });
+    expect(registry.getSingleMetric(MetricName.REGISTRY_OPERATIONS_TOTAL)).toBeDefined();
+    await closing.close();
+    expect(registry.getSingleMetric(MetricName.REGISTRY_OPERATIONS_TOTAL)).toBeUndefined();
+    // A module whose own shutdown hook runs later (a last deregistration) still publishes.
+    service.increment(MetricName.REGISTRY_OPERATIONS_TOTAL, { driver: 'etcd', operation: 'deregister', result: 'success' });
+    service.set(MetricName.REGISTRY_REGISTERED, { driver: 'etcd' }, 0);
+    service.observe(MetricName.REGISTRY_DISCOVERY_INSTANCES, () => [])();
+    expect(registry.getMetricsAsArray()).toEqual([]);
+  });
+
   it('refuses a name outside the catalogue, or of the other kind', async () => {
     moduleRef = await compile(new Registry());
     const service = moduleRef.get(MetricsService);

@@ -34,7 +34,20 @@ export interface MetricsPublisher {
   increment<N extends PublishedCounterName>(name: N, labels: PublishedLabels<N>, value?: number): void;
   /** Sets a gauge of the catalogue. */
   set<N extends PublishedGaugeName>(name: N, labels: PublishedLabels<N>, value: number): void;
+  /**
+   * Reads a gauge of the catalogue at every scrape, for values that age between events (e.g. how
+   * stale a view is). The readings replace the gauge's series; returns the function that stops it.
+   */
+  observe<N extends PublishedGaugeName>(name: N, read: () => Iterable<GaugeReading<N>>): () => void;
 }
+
+/** One series of an observed gauge, as read at scrape time. */
+export interface GaugeReading<N extends PublishedGaugeName> {
+  readonly labels: PublishedLabels<N>;
+  readonly value: number;
+}
+
+type GaugeReader = () => Iterable<{ readonly labels: Readonly<Record<string, string>>; readonly value: number }>;
 
 /**
  * A plain Node route serving the scrape, for a management server (e.g. `ManagementServer.addRoute()`
@@ -64,6 +77,9 @@ export class MetricsService implements MetricsPublisher, OnApplicationShutdown {
   private readonly logger = new Logger('Metrics');
   private readonly published = new Map<PublishedMetricName, PublishedMetric>();
   private readonly acquired: object[] = [];
+  private readonly readers = new Map<PublishedGaugeName, Set<GaugeReader>>();
+  /** Set by the shutdown: a late publish (e.g. a deregistration in another module's hook) must not re-register a released metric. */
+  private closed = false;
 
   constructor(
     @Inject(METRICS_OPTIONS) private readonly options: ResolvedMetricsOptions,
@@ -118,19 +134,52 @@ export class MetricsService implements MetricsPublisher, OnApplicationShutdown {
   }
 
   increment<N extends PublishedCounterName>(name: N, labels: PublishedLabels<N>, value = 1): void {
+    if (this.closed) return;
     const { metric, labelValues } = this.resolve(name, labels, 'counter', PUBLISHED_COUNTERS);
     (metric as Counter<string>).inc(labelValues, value);
   }
 
   set<N extends PublishedGaugeName>(name: N, labels: PublishedLabels<N>, value: number): void {
+    if (this.closed) return;
     const { metric, labelValues } = this.resolve(name, labels, 'gauge', PUBLISHED_GAUGES);
     (metric as Gauge<string>).set(labelValues, value);
   }
 
+  observe<N extends PublishedGaugeName>(name: N, read: () => Iterable<GaugeReading<N>>): () => void {
+    if (this.closed) return () => undefined;
+    if (!this.published.has(name)) this.register(name, 'gauge', PUBLISHED_GAUGES);
+    const readers = this.readers.get(name) ?? new Set<GaugeReader>();
+    this.readers.set(name, readers);
+    const reader = read as GaugeReader;
+    readers.add(reader);
+    return () => readers.delete(reader);
+  }
+
   onApplicationShutdown(): void {
+    this.closed = true;
+    this.readers.clear();
     for (const metric of this.acquired) releaseMetric(this.options.registry, metric, this);
     this.acquired.length = 0;
     this.published.clear();
+  }
+
+  /** @internal Writes this application's readings of an observed gauge; called by the gauge at scrape. */
+  readGauge(name: PublishedGaugeName, gauge: Gauge<string>): void {
+    const published = this.published.get(name);
+    if (!published) return;
+    for (const read of this.readers.get(name) ?? []) {
+      try {
+        for (const { labels, value } of read()) gauge.set(this.labelValues(published, labels), value);
+      } catch (error) {
+        // A failing reader costs its own series, never the scrape.
+        this.logger.warn({ event: MetricsEvent.GAUGE_READ_FAILED, metric: name, error: String(error) });
+      }
+    }
+  }
+
+  /** @internal Whether this application observes the gauge (rather than setting it). */
+  observes(name: PublishedGaugeName): boolean {
+    return (this.readers.get(name)?.size ?? 0) > 0;
   }
 
   private resolve(
@@ -140,11 +189,15 @@ export class MetricsService implements MetricsPublisher, OnApplicationShutdown {
     allowed: readonly PublishedMetricName[],
   ): { metric: Counter<string> | Gauge<string>; labelValues: Record<string, string> } {
     const published = this.published.get(name) ?? this.register(name, kind, allowed);
+    return { metric: published.metric, labelValues: this.labelValues(published, labels) };
+  }
+
+  private labelValues(published: PublishedMetric, labels: Readonly<Record<string, string>>): Record<string, string> {
     const values = published.labelNames.map((label) => String(labels?.[label] ?? ''));
     const admitted = published.cap.admit(values);
     const labelValues: Record<string, string> = {};
     published.labelNames.forEach((label, i) => (labelValues[label] = admitted ? values[i] : OVERFLOW_LABEL_VALUE));
-    return { metric: published.metric, labelValues };
+    return labelValues;
   }
 
   /** Published metrics are registered on first use, so that an application without a canary shows no canary metric. */
@@ -152,9 +205,21 @@ export class MetricsService implements MetricsPublisher, OnApplicationShutdown {
     if (!allowed.includes(name)) throw new UnknownMetricError(String(name), kind);
     const { help, labelNames } = METRIC_CATALOGUE[name];
     const signature = `${kind}[${labelNames.join(',')}] max ${this.options.maxSeriesPerMetric} series`;
-    const metric = acquireMetric(this.options.registry, name, signature, this as MetricsService, () => {
+    const metric = acquireMetric(this.options.registry, name, signature, this as MetricsService, (owners) => {
       const config = { name, help, labelNames: [...labelNames], registers: [] };
-      const created = kind === 'counter' ? new Counter(config) : new Gauge(config);
+      const created =
+        kind === 'counter'
+          ? new Counter(config)
+          : new Gauge({
+              ...config,
+              // Observed gauges are read from every application sharing them; set ones are left as they are.
+              collect(this: Gauge<string>) {
+                const observing = [...owners].filter((owner) => owner.observes(name as PublishedGaugeName));
+                if (observing.length === 0) return;
+                this.reset();
+                for (const owner of observing) owner.readGauge(name as PublishedGaugeName, this);
+              },
+            });
       // The cap travels with the metric, so that applications sharing it share one count of series.
       const cap = new LabelSetCap(name, this.options.maxSeriesPerMetric, logCapReached(this.logger));
       Object.defineProperty(created, CAP, { value: cap });

@@ -29,6 +29,8 @@ export type {
 } from './registry.options';
 export { RegistryService } from './registry.service';
 export { RegistryStats } from './registry.stats';
+export { METRICS_PUBLISHER_TOKEN, RegistryMetrics } from './registry.metrics';
+export type { RegistryMetricsPublisher } from './registry.metrics';
 export type {
   DiscoveryStatus,
   RegistryOperationCount,

@@ -30,20 +30,20 @@ export const RegistryEvent = {
 } as const;
 
 /**
- * Metric names for a metrics module to use when it reads `RegistryStats` (Prometheus naming:
- * base units, `_total` for counters). Kept here so that the names live in one place per lib.
+ * The metrics `RegistryMetrics` publishes through @nest-rollout/metrics (which catalogues them with
+ * these names; Prometheus naming: base units, `_total` for counters).
  */
 export const RegistryMetric = {
-  /** Gauge, 1 while this instance is registered. */
+  /** Gauge, label `driver`: 1 while this instance is registered. */
   REGISTERED: 'registry_registered',
-  /** Counter, labels `operation` (RegistryOperationKind) and `result` (RegistryOperationResult). */
+  /** Counter, labels `driver`, `operation` (RegistryOperationKind) and `result` (RegistryOperationResult). */
   OPERATIONS_TOTAL: 'registry_operations_total',
-  /** Counter: entries the registry lost and that were restored. */
+  /** Counter, label `driver`: entries the registry lost and that were restored. */
   REGISTRATIONS_LOST_TOTAL: 'registry_registrations_lost_total',
-  /** Histogram/gauge: from DRAINING to the deregistration confirmed. */
+  /** Gauge, label `driver`: from DRAINING to the deregistration confirmed. */
   DEREGISTRATION_DURATION_SECONDS: 'registry_deregistration_duration_seconds',
-  /** Gauge, label `service`: how old the discovery view is. */
+  /** Gauge, labels `service` and `health` (passing, any): how old the discovery view is. */
   DISCOVERY_STALENESS_SECONDS: 'registry_discovery_staleness_seconds',
-  /** Gauge, label `service`: instances in the discovery view. */
+  /** Gauge, labels `service` and `health`: instances in the discovery view. */
   DISCOVERY_INSTANCES: 'registry_discovery_instances',
 } as const;

@@ -6,6 +6,7 @@ import { RegistryClient } from './registry.client';
 import { REGISTRY_MODULE_OPTIONS, REGISTRY_OPTIONS_TYPE, RegistryConfigurableModule } from './registry.module-definition';
 import { RegistryModuleOptions, ResolvedRegistryOptions, resolveRegistryOptions } from './registry.options';
 import { RegistryService } from './registry.service';
+import { RegistryMetrics } from './registry.metrics';
 import { RegistryStats } from './registry.stats';
 
 @Module({
@@ -27,6 +28,7 @@ import { RegistryStats } from './registry.stats';
     RegistryStats,
     RegistryService,
     RegistryClient,
+    RegistryMetrics,
   ],
   exports: [REGISTRY_OPTIONS, RegistryService, RegistryClient, RegistryStats],
 })
