@@ -1,38 +1,22 @@
-import { connect } from 'node:net';
 import { hostname } from 'node:os';
 import { Etcd3 } from 'etcd3';
 import { ADAPTERS, AppInstance, startSample } from './support/apps';
 import { EtcdServer } from './support/etcd';
 import { httpGet } from './support/http';
-import { freePort } from './support/ports';
+import { accepts, freePort } from './support/ports';
 import { delay, logEvents } from './support/process';
+
+/** The value of one exact series of a scrape. */
+function metricValue(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.split(' ').pop());
+}
 
 /**
  * The built sample with REGISTRY_DRIVER=etcd against a real etcd, observed from this process: the
  * key appears only once the sample is ready (after its warm-up), /metrics says so, and on SIGTERM
  * the key is gone while the listener still accepts connections; the process then exits 0.
  */
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.setTimeout(500);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('timeout', () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
-function metricValue(text: string, series: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.split(' ').pop());
-}
-
 describe('the sample with REGISTRY_DRIVER=etcd', () => {
   let etcd: EtcdServer;
   let observer: Etcd3;

@@ -1,6 +1,5 @@
 import 'reflect-metadata';
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { connect } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -33,7 +32,7 @@ import {
 import { parseExposition, valueOf } from '../libs/metrics/testing/metrics-app';
 import { ConsulTestServer } from './support/consul-test-server';
 import { EtcdServer } from './support/etcd';
-import { freePort } from './support/ports';
+import { accepts, freePort } from './support/ports';
 
 /**
  * The registry end to end, on both drivers: a real etcd (Debian's etcd-server) and, since no Consul
@@ -283,22 +282,6 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
     promise.finally(() => clearTimeout(timer)),
     new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms))),
   ]);
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.setTimeout(500);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('timeout', () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 /** Runs a registering app from the build in a child process; it prints its registration once registered. */
