@@ -3,14 +3,13 @@ import type { INestApplication, LoggerService } from '@nestjs/common';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
-import { attachLifecycle, LifecycleModule, LifecycleService, LifecycleState, WarmupTask } from '@nest-rollout/lifecycle';
+import { attachLifecycle, LifecycleModule, LifecycleService, LifecycleState, ManualClock, WarmupTask } from '@nest-rollout/lifecycle';
 import type { HealthCheckDefinition } from './health.check';
 import { HEALTH_CLOCK, HealthEvent, HealthFailureKind } from './health.constants';
 import { HealthModule } from './health.module';
 import type { HealthModuleOptions } from './health.options';
 import { ManagementServer } from './management.server';
 import { ReadinessService } from './readiness.service';
-import { FakeClock } from './testing/fake-clock.spec-helper';
 
 type Adapter = 'express' | 'fastify';
 const ADAPTERS: readonly Adapter[] = ['express', 'fastify'];
@@ -29,7 +28,7 @@ interface Answer {
 
 interface HealthTestApp {
   readonly app: INestApplication;
-  readonly clock: FakeClock;
+  readonly clock: ManualClock;
   readonly logs: LogRecord[];
   /** http://127.0.0.1:<app port> */
   readonly url: string;
@@ -50,7 +49,7 @@ async function bootstrapHealthApp(
   options: HealthModuleOptions,
   warmupTasks: readonly WarmupTask[] = [],
 ): Promise<HealthTestApp> {
-  const clock = new FakeClock();
+  const clock = new ManualClock();
   const logs: LogRecord[] = [];
   const record =
     (level: LogRecord['level']) =>

@@ -7,6 +7,7 @@ export { LifecycleModule } from './lifecycle.module';
 export { DEFAULT_LIFECYCLE_OPTIONS, resolveLifecycleOptions, shutdownBudgetMs } from './lifecycle.options';
 export type { LifecycleModuleOptions, ResolvedLifecycleOptions } from './lifecycle.options';
 export { systemClock, systemProcess } from './lifecycle.runtime';
+export { ManualClock, settle } from './manual-clock';
 export type { LifecycleClock, LifecycleProcess } from './lifecycle.runtime';
 export { LifecycleService, newTraceId } from './lifecycle.service';
 export type { InstanceIdentity, LifecycleTask, WarmupTask } from './lifecycle.service';

@@ -1,9 +1,8 @@
-import { LIFECYCLE_CLOCK, LifecycleService, LifecycleState } from '@nest-rollout/lifecycle';
+import { LIFECYCLE_CLOCK, LifecycleService, LifecycleState, ManualClock } from '@nest-rollout/lifecycle';
 import { InstanceMetrics } from './instance.metrics';
 import { METRICS_CLOCK, MetricName } from './metrics.constants';
 import { MetricsService } from './metrics.service';
 import { waitFor } from '../testing/deferred';
-import { ManualClock } from '../testing/manual-clock';
 import { ADAPTERS, bootstrapMetricsApp, MetricsTestApp, parseExposition, samplesOf, valueOf } from '../testing/metrics-app';
 
 async function scrape(t: MetricsTestApp) {

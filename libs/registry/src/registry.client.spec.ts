@@ -4,7 +4,7 @@ import { RegistryEvent } from './registry.constants';
 import { RegistryModuleOptions, resolveRegistryOptions } from './registry.options';
 import { RegistryStats } from './registry.stats';
 import type { ServiceInstance, ServiceInstancesChange } from './registry.types';
-import { FakeClock, flush } from './testing/fake-clock';
+import { ManualClock, settle } from '@nest-rollout/lifecycle';
 import { FakeDriver } from './testing/fake-driver';
 
 function instance(id: string, overrides: Partial<ServiceInstance> = {}): ServiceInstance {
@@ -22,7 +22,7 @@ function instance(id: string, overrides: Partial<ServiceInstance> = {}): Service
 
 function setup(options: RegistryModuleOptions = {}) {
   const driver = new FakeDriver();
-  const clock = new FakeClock();
+  const clock = new ManualClock();
   const stats = new RegistryStats();
   const resolved = resolveRegistryOptions({ retry: { initialDelayMs: 100, maxDelayMs: 1000, jitter: 0 }, ...options });
   const client = new RegistryClient(resolved, driver, clock, () => 0, stats);
@@ -45,7 +45,7 @@ describe('RegistryClient', () => {
   it('serves instances from memory, filtered by tags and meta, and picks them round-robin', async () => {
     const { driver, client } = setup();
     expect(client.instances('orders')).toEqual([]);
-    await flush();
+    await settle();
     expect(driver.watchCalls).toBe(1);
     driver.sink.update([instance('b'), instance('a'), instance('c', { tags: ['blue'], meta: { track: 'canary' } })]);
     driver.sink.live();
@@ -61,7 +61,7 @@ describe('RegistryClient', () => {
   it('resolves ready() once the first answer arrives, and rejects after the bound', async () => {
     const { driver, clock, client } = setup();
     const ready = client.ready('orders', {}, 1000);
-    await flush();
+    await settle();
     driver.sink.update([instance('a')]);
     await expect(ready).resolves.toEqual([instance('a')]);
     const never = expect(client.ready('payments', {}, 1000)).rejects.toMatchObject({ code: 'REGISTRY_TIMEOUT' });
@@ -73,7 +73,7 @@ describe('RegistryClient', () => {
     const { driver, client } = setup();
     const changes: ServiceInstancesChange[] = [];
     client.changes$('orders', { tags: ['green'] }).subscribe((c) => changes.push(c));
-    await flush();
+    await settle();
     driver.sink.update([instance('a')]);
     driver.sink.update([instance('a'), instance('b')]);
     driver.sink.update([instance('a'), instance('b'), instance('x', { tags: ['blue'] })]); // not matching: no event
@@ -88,7 +88,7 @@ describe('RegistryClient', () => {
   it('starts a broken feed again with backoff instead of ending (node-consul Watch ends for good), and reports staleness meanwhile', async () => {
     const { driver, clock, client, stats } = setup();
     client.instances('orders');
-    await flush();
+    await settle();
     driver.sink.update([instance('a')]);
     driver.sink.live();
     expect(client.status()[0]).toMatchObject({ live: true, stalenessMs: 0 });
@@ -119,7 +119,7 @@ describe('RegistryClient', () => {
     const { driver, clock, client } = setup({ discovery: { keepLastKnownMaxMs: 30_000 } });
     const changes: ServiceInstancesChange[] = [];
     client.changes$('orders').subscribe((c) => changes.push(c));
-    await flush();
+    await settle();
     driver.sink.update([instance('a'), instance('b')]);
     driver.sink.update([]);
     expect(client.instances('orders').map((i) => i.id)).toEqual(['a', 'b']);
@@ -142,7 +142,7 @@ describe('RegistryClient', () => {
     const { driver, clock, client } = setup();
     const changes: ServiceInstancesChange[] = [];
     client.changes$('orders').subscribe((c) => changes.push(c));
-    await flush();
+    await settle();
     driver.sink.update([instance('a')]);
     driver.sink.update([]);
     driver.sink.update([instance('a')]);
@@ -154,7 +154,7 @@ describe('RegistryClient', () => {
   it("accepts an empty set at once with onEmpty: 'accept', and an empty first answer always", async () => {
     const { driver, client } = setup({ discovery: { onEmpty: 'accept' } });
     client.instances('orders');
-    await flush();
+    await settle();
     driver.sink.update([]);
     expect(client.instances('orders')).toEqual([]);
     driver.sink.update([instance('a')]);
@@ -166,7 +166,7 @@ describe('RegistryClient', () => {
     const { driver, client } = setup();
     client.instances('orders');
     client.instances('payments', { passingOnly: false });
-    await flush();
+    await settle();
     expect(driver.watchCalls).toBe(2);
     await client.onModuleDestroy();
     expect(driver.watchCalls).toBe(2);

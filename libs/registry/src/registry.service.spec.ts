@@ -1,19 +1,18 @@
 import { hostname } from 'node:os';
 import { Logger } from '@nestjs/common';
-import { LifecycleState } from '@nest-rollout/lifecycle';
+import { LifecycleState, ManualClock, settle } from '@nest-rollout/lifecycle';
 import { RegistryEvent } from './registry.constants';
 import { RegistryModuleOptions, resolveRegistryOptions } from './registry.options';
 import { RegistryService } from './registry.service';
 import { RegistryStats } from './registry.stats';
 import { RegistrationState } from './registry.types';
-import { FakeClock, flush } from './testing/fake-clock';
 import { FakeDriver, hang } from './testing/fake-driver';
 import { FakeLifecycle } from './testing/fake-lifecycle';
 
 interface Setup {
   service: RegistryService;
   driver: FakeDriver;
-  clock: FakeClock;
+  clock: ManualClock;
   lifecycle: FakeLifecycle;
   stats: RegistryStats;
   events: Record<string, unknown>[];
@@ -29,7 +28,7 @@ function setup(options: RegistryModuleOptions = {}, driver = new FakeDriver()): 
     retry: { initialDelayMs: 100, maxDelayMs: 1000, multiplier: 2, jitter: 0.5 },
     ...options,
   });
-  const clock = new FakeClock();
+  const clock = new ManualClock();
   const lifecycle = new FakeLifecycle();
   const stats = new RegistryStats();
   // random() = 0: no jitter, so the delays are the exponential schedule itself.
@@ -260,7 +259,7 @@ describe('RegistryService', () => {
     const { driver, clock, lifecycle } = setup({ port: undefined });
     lifecycle.moveTo(LifecycleState.READY);
     await clock.advance(0);
-    await flush();
+    await settle();
     expect(driver.calls).toEqual([]);
     expect(events(RegistryEvent.PORT_UNKNOWN)).toHaveLength(1);
   });

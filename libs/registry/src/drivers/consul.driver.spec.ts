@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { resolveRegistryOptions } from '../registry.options';
 import type { ServiceInstance, ServiceRegistration } from '../registry.types';
-import { FakeClock, flush } from '../testing/fake-clock';
+import { ManualClock, settle } from '@nest-rollout/lifecycle';
 import {
   ConsulClientConstructor,
   ConsulDriver,
@@ -84,9 +84,9 @@ describe('Consul driver', () => {
       deregistercriticalserviceafter: '60s',
     });
     const { Ctor } = fakeConsul();
-    expect(new ConsulDriver(options, new FakeClock(), Ctor).heartbeatIntervalMs).toBe(5000);
+    expect(new ConsulDriver(options, new ManualClock(), Ctor).heartbeatIntervalMs).toBe(5000);
     const http = resolveRegistryOptions({ driver: 'consul', service: 'orders' });
-    expect(new ConsulDriver(http, new FakeClock(), Ctor).heartbeatIntervalMs).toBeUndefined();
+    expect(new ConsulDriver(http, new ManualClock(), Ctor).heartbeatIntervalMs).toBeUndefined();
   });
 
   it('passes the ACL token and TLS material to the client', () => {
@@ -97,7 +97,7 @@ describe('Consul driver', () => {
         service: 'orders',
         consul: { url: 'https://consul:8501', token: 't0k', tls: { ca: 'CA', cert: 'C', key: 'K' } },
       }),
-      new FakeClock(),
+      new ManualClock(),
       Ctor,
     );
     expect(constructed()).toMatchObject({
@@ -115,7 +115,7 @@ describe('Consul driver', () => {
     const { Ctor, answers } = fakeConsul();
     const driver = new ConsulDriver(
       resolveRegistryOptions({ driver: 'consul', service: 'orders', consul: { check: { type: 'ttl' } } }),
-      new FakeClock(),
+      new ManualClock(),
       Ctor,
     );
     answers.pass = [
@@ -133,21 +133,21 @@ describe('Consul driver', () => {
 
   it('counts a deregistration of a service that is already gone as done', async () => {
     const { Ctor, answers } = fakeConsul();
-    const driver = new ConsulDriver(resolveRegistryOptions({ driver: 'consul', service: 'orders' }), new FakeClock(), Ctor);
+    const driver = new ConsulDriver(resolveRegistryOptions({ driver: 'consul', service: 'orders' }), new ManualClock(), Ctor);
     answers.deregister = [async () => Promise.reject(httpError(404, 'Unknown service ID'))];
     await expect(driver.deregister(registration, new AbortController().signal)).resolves.toBeUndefined();
   });
 
   it('treats an error that a call resolves with (papi across realms) as a failure', async () => {
     const { Ctor, answers } = fakeConsul();
-    const driver = new ConsulDriver(resolveRegistryOptions({ driver: 'consul', service: 'orders' }), new FakeClock(), Ctor);
+    const driver = new ConsulDriver(resolveRegistryOptions({ driver: 'consul', service: 'orders' }), new ManualClock(), Ctor);
     answers.register = [async () => new Error('connect ECONNREFUSED 127.0.0.1:8500')];
     await expect(driver.register(registration, new AbortController().signal)).rejects.toThrow('ECONNREFUSED');
   });
 
   it('finds its own entry in the agent services for anti-entropy', async () => {
     const { Ctor, answers } = fakeConsul();
-    const driver = new ConsulDriver(resolveRegistryOptions({ driver: 'consul', service: 'orders' }), new FakeClock(), Ctor);
+    const driver = new ConsulDriver(resolveRegistryOptions({ driver: 'consul', service: 'orders' }), new ManualClock(), Ctor);
     const mine = { ID: registration.id, Service: 'orders', Address: '10.0.0.7', Port: 8080 };
     answers.list = [
       async () => ({ [registration.id]: mine }),
@@ -162,7 +162,7 @@ describe('Consul driver', () => {
 
   it('follows blocking queries with the last index, passing only, and rate-limits answers that come back at once', async () => {
     const { Ctor, answers, calls } = fakeConsul();
-    const clock = new FakeClock();
+    const clock = new ManualClock();
     const options = resolveRegistryOptions({ driver: 'consul', register: false, discovery: { waitMs: 30_000, minQueryIntervalMs: 500 } });
     const driver = new ConsulDriver(options, clock, Ctor);
     const entry = {
@@ -179,7 +179,7 @@ describe('Consul driver', () => {
       { update: (i) => updates.push([...i]), live: () => undefined },
       abort.signal,
     );
-    await flush();
+    await settle();
     expect(calls[0].options).toMatchObject({ service: 'orders', passing: true });
     expect(calls[0].options.index).toBeUndefined();
     expect(calls[0].options.ctx).toBeInstanceOf(EventEmitter);
@@ -202,7 +202,7 @@ describe('Consul driver', () => {
 
   it('ends a feed whose answer carries no X-Consul-Index, so that the client restarts it with backoff', async () => {
     const { Ctor, answers } = fakeConsul();
-    const driver = new ConsulDriver(resolveRegistryOptions({ driver: 'consul', register: false }), new FakeClock(), Ctor);
+    const driver = new ConsulDriver(resolveRegistryOptions({ driver: 'consul', register: false }), new ManualClock(), Ctor);
     answers.health = [async () => [{ headers: {} }, []]];
     await expect(
       driver.watch(

@@ -1,6 +1,6 @@
 import { resolveRegistryOptions } from '../registry.options';
 import type { ServiceRegistration } from '../registry.types';
-import { FakeClock } from '../testing/fake-clock';
+import { ManualClock } from '@nest-rollout/lifecycle';
 import { EtcdClientConstructor, EtcdDriver, etcdInstanceKey, etcdInstanceValue, instanceFromEtcdValue } from './etcd.driver';
 
 const registration: ServiceRegistration = {
@@ -65,7 +65,7 @@ const signal = new AbortController().signal;
 describe('etcd driver', () => {
   it('puts the instance as JSON under <prefix><service>/<id>, attached to a lease kept alive three times per TTL', async () => {
     const { Ctor, state } = fakeEtcd();
-    const driver = new EtcdDriver(options, new FakeClock(), Ctor);
+    const driver = new EtcdDriver(options, new ManualClock(), Ctor);
     expect(driver).toMatchObject({ expiresAfterMs: 9000, heartbeatIntervalMs: 3000 });
     await driver.register(registration, signal);
     expect(etcdInstanceKey(options.etcd, 'orders', 'orders-h-1')).toBe('/services/orders/orders-h-1');
@@ -84,7 +84,7 @@ describe('etcd driver', () => {
 
   it('runs each call once under our own retries (no etcd3 retry or circuit breaker) and sets deadlines on unary calls only', async () => {
     const { Ctor, constructed } = fakeEtcd();
-    new EtcdDriver(options, new FakeClock(), Ctor);
+    new EtcdDriver(options, new ManualClock(), Ctor);
     const o = constructed()! as {
       faultHandling: { global: { execute: (fn: () => number) => Promise<number> } };
       defaultCallOptions: (c: { isStream: boolean }) => object;
@@ -96,7 +96,7 @@ describe('etcd driver', () => {
 
   it('reports a lease that etcd no longer knows as lost, and grants a new one on the next registration', async () => {
     const { Ctor, state } = fakeEtcd();
-    const driver = new EtcdDriver(options, new FakeClock(), Ctor);
+    const driver = new EtcdDriver(options, new ManualClock(), Ctor);
     await driver.register(registration, signal);
     expect(await driver.heartbeat(registration, true, signal)).toBe('ok');
     state.keepalive = async () => Promise.reject(leaseInvalid());
@@ -109,7 +109,7 @@ describe('etcd driver', () => {
 
   it('passes other keep-alive errors up, for the service to count against the TTL', async () => {
     const { Ctor, state } = fakeEtcd();
-    const driver = new EtcdDriver(options, new FakeClock(), Ctor);
+    const driver = new EtcdDriver(options, new ManualClock(), Ctor);
     await driver.register(registration, signal);
     state.keepalive = async () => Promise.reject(new Error('14 UNAVAILABLE: No connection established'));
     await expect(driver.heartbeat(registration, true, signal)).rejects.toThrow('UNAVAILABLE');
@@ -117,7 +117,7 @@ describe('etcd driver', () => {
 
   it('sees its key missing, or held by another lease, as not registered', async () => {
     const { Ctor, state } = fakeEtcd();
-    const driver = new EtcdDriver(options, new FakeClock(), Ctor);
+    const driver = new EtcdDriver(options, new ManualClock(), Ctor);
     await driver.register(registration, signal);
     expect(await driver.isRegistered(registration, signal)).toBe(true);
     state.stored.set('/services/orders/orders-h-1', { value: etcdInstanceValue(registration), lease: '99' });
@@ -128,7 +128,7 @@ describe('etcd driver', () => {
 
   it('deletes the key and revokes the lease on deregistration; deleting a missing key is fine', async () => {
     const { Ctor, state } = fakeEtcd();
-    const driver = new EtcdDriver(options, new FakeClock(), Ctor);
+    const driver = new EtcdDriver(options, new ManualClock(), Ctor);
     await driver.register(registration, signal);
     await driver.deregister(registration, signal);
     expect(state.stored.size).toBe(0);
