@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { Agent, request } from 'node:http';
 import { Controller, Get, Logger as NestLogger, Module, type DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
@@ -7,6 +7,7 @@ import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { pino } from 'pino';
 import { Logger, LoggingModule } from '@nest-rollout/logging';
+import { forkServer, intEnv, serverCpuMicros } from './support';
 
 /**
  * Per-request cost of @nest-rollout/logging: requests/s of one GET route on a bare Nest app and on
@@ -98,20 +99,8 @@ async function measure(port: number, durationMs: number, connections: number): P
   return { rps: (completed * 1000) / elapsedMs, completed };
 }
 
-function serverCpuMicros(child: ChildProcess): Promise<number> {
-  return new Promise((resolve) => {
-    child.once('message', (message) => resolve((message as { cpuMicros: number }).cpuMicros));
-    child.send('cpu');
-  });
-}
-
-async function startServer(variant: Variant, adapter: AdapterName): Promise<{ child: ChildProcess; port: number }> {
-  const child = fork(__filename, ['--serve', variant, adapter], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('message', (message) => resolve((message as { port: number }).port));
-    child.once('exit', (code) => reject(new Error(`${variant}/${adapter} server exited with ${code} before listening`)));
-  });
-  return { child, port };
+function startServer(variant: Variant, adapter: AdapterName): Promise<{ child: ChildProcess; port: number }> {
+  return forkServer(__filename, variant, adapter);
 }
 
 async function main(): Promise<void> {
@@ -157,14 +146,6 @@ async function main(): Promise<void> {
       );
     }
   }
-}
-
-function intEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive whole number (got ${JSON.stringify(raw)})`);
-  return value;
 }
 
 const [mode, variantArg, adapterArg] = process.argv.slice(2);

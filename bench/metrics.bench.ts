@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { execFile, fork, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import {
@@ -22,6 +22,7 @@ import { attachLifecycle, LifecycleModule } from '@nest-rollout/lifecycle';
 import { MetricsModule } from '@nest-rollout/metrics';
 import { Histogram, register } from 'prom-client';
 import { Observable, tap } from 'rxjs';
+import { forkServer, intEnv, serverCpuMicros } from './support';
 
 /**
  * Per-request cost of @nest-rollout/metrics, and the choice it rests on: recording on the adapter's
@@ -210,20 +211,8 @@ function get(port: number, path: string): Promise<{ status: number; body: string
   });
 }
 
-function serverCpuMicros(child: ChildProcess): Promise<number> {
-  return new Promise((resolve) => {
-    child.once('message', (message) => resolve((message as { cpuMicros: number }).cpuMicros));
-    child.send('cpu');
-  });
-}
-
-async function startServer(variant: Variant, adapter: AdapterName): Promise<{ child: ChildProcess; port: number }> {
-  const child = fork(__filename, ['--serve', variant, adapter], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('message', (message) => resolve((message as { port: number }).port));
-    child.once('exit', (code) => reject(new Error(`${variant}/${adapter} server exited with ${code} before listening`)));
-  });
-  return { child, port };
+function startServer(variant: Variant, adapter: AdapterName): Promise<{ child: ChildProcess; port: number }> {
+  return forkServer(__filename, variant, adapter);
 }
 
 async function stopServer(child: ChildProcess): Promise<void> {
@@ -335,14 +324,6 @@ function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
-function intEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive whole number (got ${JSON.stringify(raw)})`);
-  return value;
 }
 
 if (process.argv[2] === '--serve') {

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { ADAPTERS, PLAIN_APP_MAIN, SAMPLE_MAIN } from '../test/support/apps';
 import { formatRolloutTable, ROLLOUT_APPS, RolloutResult, runRolloutScenario } from '../test/support/rollout';
+import { intEnv } from './support';
 
 /**
  * Rollout safety, measured: the rolling-restart scenario of test/rollout.e2e-spec.ts (two instances
@@ -42,14 +43,6 @@ async function main(): Promise<void> {
     }
   }
   console.log(`\n${formatRolloutTable(results)}`);
-}
-
-function intEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive whole number (got ${JSON.stringify(raw)})`);
-  return value;
 }
 
 // Children run in process groups of their own; exiting through process.exit lets their 'exit'

@@ -1,0 +1,31 @@
+import { fork, type ChildProcess } from 'node:child_process';
+
+/** A positive whole number from the environment (BENCH_DURATION_MS and the like), or `fallback`. */
+export function intEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive whole number (got ${JSON.stringify(raw)})`);
+  return value;
+}
+
+/**
+ * Forks `script` as a benchmark server (`--serve <variant> <adapter>`); it answers with its port
+ * over IPC once listening, and with `{ cpuMicros }` to any message.
+ */
+export async function forkServer(script: string, variant: string, adapter: string): Promise<{ child: ChildProcess; port: number }> {
+  const child = fork(script, ['--serve', variant, adapter], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('message', (message) => resolve((message as { port: number }).port));
+    child.once('exit', (code) => reject(new Error(`${variant}/${adapter} server exited with ${code} before listening`)));
+  });
+  return { child, port };
+}
+
+/** The server's user + system CPU time so far, in microseconds. */
+export function serverCpuMicros(child: ChildProcess): Promise<number> {
+  return new Promise((resolve) => {
+    child.once('message', (message) => resolve((message as { cpuMicros: number }).cpuMicros));
+    child.send('cpu');
+  });
+}
