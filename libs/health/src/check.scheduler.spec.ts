@@ -1,8 +1,8 @@
+import { ManualClock } from '@nest-rollout/lifecycle';
 import { CheckScheduler } from './check.scheduler';
 import type { HealthCheckContext, HealthCheckDefinition, HealthCheckReport } from './health.check';
 import { HealthFailureKind } from './health.constants';
 import { HealthModuleOptions, resolveHealthOptions } from './health.options';
-import { ManualClock } from '@nest-rollout/lifecycle';
 
 type Mode = 'up' | 'down' | 'hang';
 

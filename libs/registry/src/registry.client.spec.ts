@@ -1,10 +1,10 @@
 import { Logger } from '@nestjs/common';
+import { ManualClock, settle } from '@nest-rollout/lifecycle';
 import { RegistryClient } from './registry.client';
 import { RegistryEvent } from './registry.constants';
 import { RegistryModuleOptions, resolveRegistryOptions } from './registry.options';
 import { RegistryStats } from './registry.stats';
 import type { ServiceInstance, ServiceInstancesChange } from './registry.types';
-import { ManualClock, settle } from '@nest-rollout/lifecycle';
 import { FakeDriver } from './testing/fake-driver';
 
 function instance(id: string, overrides: Partial<ServiceInstance> = {}): ServiceInstance {

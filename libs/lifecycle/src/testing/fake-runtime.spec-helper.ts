@@ -3,7 +3,8 @@ import type { LifecycleProcess } from '../lifecycle.runtime';
 export { ManualClock, settle } from '../manual-clock';
 
 /**
- * Test doubles for LIFECYCLE_PROCESS (the clock is the exported ManualClock): signals are emitted by the test, and exit codes are recorded instead of ending the test runner.
+ * Test doubles for LIFECYCLE_PROCESS (the clock is the exported ManualClock): signals are emitted
+ * by the test, and exit codes are recorded instead of ending the test runner.
  * Kept out of the lib build (tsconfig.lib.json excludes *.spec-helper.ts).
  */
 

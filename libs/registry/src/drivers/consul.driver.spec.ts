@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
+import { ManualClock, settle } from '@nest-rollout/lifecycle';
 import { resolveRegistryOptions } from '../registry.options';
 import type { ServiceInstance, ServiceRegistration } from '../registry.types';
-import { ManualClock, settle } from '@nest-rollout/lifecycle';
 import {
   ConsulClientConstructor,
   ConsulDriver,

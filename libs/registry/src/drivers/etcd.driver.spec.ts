@@ -1,6 +1,6 @@
+import { ManualClock } from '@nest-rollout/lifecycle';
 import { resolveRegistryOptions } from '../registry.options';
 import type { ServiceRegistration } from '../registry.types';
-import { ManualClock } from '@nest-rollout/lifecycle';
 import { EtcdClientConstructor, EtcdDriver, etcdInstanceKey, etcdInstanceValue, instanceFromEtcdValue } from './etcd.driver';
 
 const registration: ServiceRegistration = {
