@@ -1,14 +1,8 @@
 import { Inject, Injectable, OnApplicationShutdown, OnModuleInit, Optional } from '@nestjs/common';
+import { METRICS_PUBLISHER } from '@nest-rollout/lifecycle';
+import type { MetricsPublisher } from '@nest-rollout/lifecycle';
 import type { Subscription } from 'rxjs';
 import { ReadinessService } from './readiness.service';
-
-/**
- * What this lib needs of @nest-rollout/metrics' `MetricsPublisher`, looked up by its string token
- * (`METRICS:PUBLISHER`): health works, unmetered, without MetricsModule and does not depend on it.
- */
-export interface HealthMetricsPublisher {
-  increment(name: string, labels: Readonly<Record<string, string>>, value?: number): void;
-}
 
 /** Counter, label `ready` ("true" or "false"): readiness changes, as catalogued by @nest-rollout/metrics. */
 export const HEALTH_READINESS_CHANGES_TOTAL = 'health_readiness_changes_total';
@@ -20,7 +14,7 @@ export class HealthMetrics implements OnModuleInit, OnApplicationShutdown {
 
   constructor(
     private readonly readiness: ReadinessService,
-    @Optional() @Inject('METRICS:PUBLISHER') private readonly metrics?: HealthMetricsPublisher,
+    @Optional() @Inject(METRICS_PUBLISHER) private readonly metrics?: MetricsPublisher,
   ) {}
 
   onModuleInit(): void {

@@ -6,7 +6,7 @@ import {
   HealthIndicatorResult,
   HealthIndicatorService,
 } from '@nestjs/terminus';
-import { LIFECYCLE_STATE_ORDER, LifecycleService, LifecycleState } from '@nest-rollout/lifecycle';
+import { hasReached, LifecycleService, LifecycleState } from '@nest-rollout/lifecycle';
 import type { HealthCheckReport } from './health.check';
 import { HEALTH_OPTIONS, HealthIndicatorKey } from './health.constants';
 import type { ResolvedHealthOptions } from './health.options';
@@ -60,7 +60,7 @@ export class HealthProbes {
       case 'live':
         return [() => this.indicators.check(HealthIndicatorKey.PROCESS).up(details)];
       case 'startup': {
-        const started = LIFECYCLE_STATE_ORDER[state] >= LIFECYCLE_STATE_ORDER[LifecycleState.READY];
+        const started = hasReached(state, LifecycleState.READY);
         return [() => this.lifecycleResult(started, details)];
       }
       case 'ready': {

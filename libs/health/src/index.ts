@@ -21,7 +21,6 @@ export {
 } from './health.constants';
 export { HealthCheckError, HealthError, HealthOptionsError, ManagementServerError } from './health.errors';
 export { HEALTH_READINESS_CHANGES_TOTAL, HealthMetrics } from './health.metrics';
-export type { HealthMetricsPublisher } from './health.metrics';
 export { HEALTH_MODULE_OPTIONS } from './health.module-definition';
 export type { HealthModuleExtras, HealthOptionsFactory } from './health.module-definition';
 export { HealthModule } from './health.module';

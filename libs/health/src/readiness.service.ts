@@ -10,7 +10,7 @@ import {
   Type,
 } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
-import { LIFECYCLE_STATE_ORDER, LifecycleService, LifecycleState } from '@nest-rollout/lifecycle';
+import { hasReached, LifecycleService, untilAborted, LifecycleState } from '@nest-rollout/lifecycle';
 import type { LifecycleClock } from '@nest-rollout/lifecycle';
 import { BehaviorSubject, distinctUntilChanged, Observable, Subject, Subscription } from 'rxjs';
 import { CheckScheduler } from './check.scheduler';
@@ -84,7 +84,7 @@ export class ReadinessService implements OnModuleInit, OnApplicationBootstrap, O
   onModuleInit(): void {
     this.lifecycleSubscription = this.lifecycle.state$.subscribe((state) => {
       // Dependencies close in Nest's shutdown hooks: checking them then would only log noise.
-      if (LIFECYCLE_STATE_ORDER[state] >= LIFECYCLE_STATE_ORDER[LifecycleState.STOPPING]) this.scheduler.stop();
+      if (hasReached(state, LifecycleState.STOPPING)) this.scheduler.stop();
       // Clients connect in warm-up tasks, which run alongside the first checks: a check that found
       // its client still connecting is run again at READY rather than one interval later.
       if (state === LifecycleState.READY) this.scheduler.refresh((report) => report.status !== 'up');
@@ -104,7 +104,7 @@ export class ReadinessService implements OnModuleInit, OnApplicationBootstrap, O
   }
 
   onApplicationBootstrap(): void {
-    if (LIFECYCLE_STATE_ORDER[this.lifecycle.state] < LIFECYCLE_STATE_ORDER[LifecycleState.STOPPING]) this.scheduler.start();
+    if (!this.lifecycle.hasReached(LifecycleState.STOPPING)) this.scheduler.start();
   }
 
   onModuleDestroy(): void {
@@ -181,22 +181,4 @@ export class ReadinessService implements OnModuleInit, OnApplicationBootstrap, O
     const { instanceId, version, color } = this.lifecycle.identity;
     return { instance_id: instanceId, version, color, trace_id: this.lifecycle.traceId };
   }
-}
-
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise<T | void>((resolve, reject) => {
-    const onAbort = () => resolve();
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
 }

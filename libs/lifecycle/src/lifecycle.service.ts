@@ -3,12 +3,13 @@ import type { Server } from 'node:http';
 import { BeforeApplicationShutdown, Inject, Injectable, INestApplication, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { DiscoveryService } from '@nestjs/core';
 import { BehaviorSubject, Observable, Subject } from 'rxjs';
+import { describeError } from './abort';
 import { HttpServerTracker } from './http-server.tracker';
 import { LIFECYCLE_CLOCK, LIFECYCLE_OPTIONS, LIFECYCLE_PROCESS, LifecycleEvent } from './lifecycle.constants';
 import { LifecycleError, LifecyclePhaseError, ShutdownHooksConflictError } from './lifecycle.errors';
 import type { ResolvedLifecycleOptions } from './lifecycle.options';
 import type { LifecycleClock, LifecycleProcess } from './lifecycle.runtime';
-import { isLegalTransition, LIFECYCLE_STATE_ORDER, LifecycleState, LifecycleStateChange } from './lifecycle.state';
+import { hasReached, isLegalTransition, LifecycleState, LifecycleStateChange } from './lifecycle.state';
 
 /** Work done at a phase boundary, bounded by a timeout; `signal` aborts when the timeout passes. */
 export interface LifecycleTask {
@@ -97,7 +98,12 @@ export class LifecycleService implements BeforeApplicationShutdown, OnApplicatio
 
   /** True from DRAINING on: the instance is leaving and must not receive new traffic. */
   isShuttingDown(): boolean {
-    return LIFECYCLE_STATE_ORDER[this.state] >= LIFECYCLE_STATE_ORDER[LifecycleState.DRAINING];
+    return this.hasReached(LifecycleState.DRAINING);
+  }
+
+  /** True when the instance is in `target` or a later state (`hasReached(LifecycleState.READY)`: started). */
+  hasReached(target: LifecycleState): boolean {
+    return hasReached(this.state, target);
   }
 
   /** Requests the HTTP server is handling now (0 before `attachLifecycle`). */
@@ -379,12 +385,4 @@ function nestShutdownHooksEnabled(app: INestApplication): boolean {
   // Nest 12 keeps the handlers in `shutdownCleanupRefs`, Nest 11 the signal names in `activeShutdownSignals`.
   const context = app as unknown as { shutdownCleanupRefs?: Map<string, unknown>; activeShutdownSignals?: string[] };
   return (context.shutdownCleanupRefs?.size ?? 0) > 0 || (context.activeShutdownSignals?.length ?? 0) > 0;
-}
-
-function describeError(error: unknown): { message: string; code?: string; name?: string } {
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    return { name: error.name, message: error.message, ...(typeof code === 'string' ? { code } : {}) };
-  }
-  return { message: String(error) };
 }

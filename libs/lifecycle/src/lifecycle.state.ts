@@ -35,6 +35,11 @@ export const LIFECYCLE_STATE_ORDER: Readonly<Record<LifecycleState, number>> = {
   [LifecycleState.STOPPED]: 5,
 };
 
+/** True when `state` is `target` or a later state ("has the instance reached READY?"). */
+export function hasReached(state: LifecycleState, target: LifecycleState): boolean {
+  return LIFECYCLE_STATE_ORDER[state] >= LIFECYCLE_STATE_ORDER[target];
+}
+
 export function isLegalTransition(from: LifecycleState, to: LifecycleState): boolean {
   return LIFECYCLE_TRANSITIONS[from].includes(to);
 }

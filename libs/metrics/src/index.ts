@@ -13,7 +13,6 @@ export {
   DEFAULT_DURATION_BUCKETS,
   METRICS_CLOCK,
   METRICS_OPTIONS,
-  METRICS_PUBLISHER,
   METRICS_REGISTRY,
   MetricName,
   MetricsEvent,
@@ -27,7 +26,10 @@ export { MetricsModule } from './metrics.module';
 export { DEFAULT_METRICS_OPTIONS, DEFAULT_METRICS_PATH, resolveMetricsOptions } from './metrics.options';
 export type { MetricsModuleOptions, MetricsRegistry, ResolvedMetricsOptions } from './metrics.options';
 export { MetricsService } from './metrics.service';
-export type { GaugeReading, MetricsManagementRoute, MetricsPublisher, MetricsScrape } from './metrics.service';
+export type { GaugeReading, MetricsManagementRoute, MetricsScrape } from './metrics.service';
+// The publisher's token and interface live in @nest-rollout/lifecycle, which every lib depends on.
+export { METRICS_PUBLISHER } from '@nest-rollout/lifecycle';
+export type { MetricsPublisher } from '@nest-rollout/lifecycle';
 export { connectMicroserviceWithMetrics } from './rpc-metrics.connect';
 export { RpcMetricsInterceptor } from './rpc-metrics.interceptor';
 // Declaring the application's own metrics the Nest way: they land in prom-client's global

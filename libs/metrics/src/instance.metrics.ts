@@ -1,5 +1,5 @@
 import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
-import { LIFECYCLE_STATE_ORDER, LifecycleService, LifecycleState, LifecycleStateChange } from '@nest-rollout/lifecycle';
+import { hasReached, LifecycleService, LifecycleState, LifecycleStateChange } from '@nest-rollout/lifecycle';
 import { Counter, Gauge } from 'prom-client';
 import type { Subscription } from 'rxjs';
 import { METRIC_CATALOGUE } from './metrics.catalogue';
@@ -102,7 +102,7 @@ export class InstanceMetrics implements OnApplicationShutdown {
   private onTransition(change: LifecycleStateChange): void {
     this.transitions.inc({ from: change.from, to: change.to });
     // The shutdown begins at DRAINING, or at STOPPING when app.close() skips the drain.
-    if (this.shutdownStartedAt === undefined && LIFECYCLE_STATE_ORDER[change.to] >= LIFECYCLE_STATE_ORDER[LifecycleState.DRAINING]) {
+    if (this.shutdownStartedAt === undefined && hasReached(change.to, LifecycleState.DRAINING)) {
       this.shutdownStartedAt = change.at;
     }
     if (change.to === LifecycleState.STOPPED) {

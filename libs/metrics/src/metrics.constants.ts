@@ -2,12 +2,6 @@
 export const METRICS_OPTIONS = 'METRICS:RESOLVED_OPTIONS';
 /** The prom-client `Registry` the module registers into and serves. */
 export const METRICS_REGISTRY = 'METRICS:REGISTRY';
-/**
- * The `MetricsPublisher` through which other modules (canary, registry, dynamic config, health)
- * publish their metrics. A plain string, so that a module can look it up with
- * `@Optional() @Inject('METRICS:PUBLISHER')` without depending on this package.
- */
-export const METRICS_PUBLISHER = 'METRICS:PUBLISHER';
 /** The clock behind `lifecycle_shutdown_duration_seconds`; unit tests replace it. */
 export const METRICS_CLOCK = 'METRICS:CLOCK';
 /** Path of the scrape endpoint (the `path` extra of `forRoot`). */

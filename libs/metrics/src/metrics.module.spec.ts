@@ -1,8 +1,8 @@
 import { Injectable, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
-import { LifecycleModule } from '@nest-rollout/lifecycle';
+import { LifecycleModule, METRICS_PUBLISHER } from '@nest-rollout/lifecycle';
 import { Registry } from 'prom-client';
-import { METRICS_OPTIONS, METRICS_PUBLISHER, METRICS_REGISTRY } from './metrics.constants';
+import { METRICS_OPTIONS, METRICS_REGISTRY } from './metrics.constants';
 import { MetricsOptionsError } from './metrics.errors';
 import { MetricsModule } from './metrics.module';
 import type { MetricsOptionsFactory } from './metrics.module-definition';

@@ -1,11 +1,12 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { Test, TestingModule } from '@nestjs/testing';
-import { LifecycleModule } from '@nest-rollout/lifecycle';
+import { LifecycleModule, METRICS_PUBLISHER } from '@nest-rollout/lifecycle';
+import type { MetricsPublisher } from '@nest-rollout/lifecycle';
 import { Registry } from 'prom-client';
-import { METRICS_PUBLISHER, MetricName, OVERFLOW_LABEL_VALUE } from './metrics.constants';
+import { MetricName, OVERFLOW_LABEL_VALUE } from './metrics.constants';
 import { UnknownMetricError } from './metrics.errors';
 import { MetricsModule } from './metrics.module';
-import { MetricsPublisher, MetricsService } from './metrics.service';
+import { MetricsService } from './metrics.service';
 import { parseExposition, samplesOf, valueOf } from '../testing/metrics-app';
 import { promtoolCheckMetrics } from '../testing/promtool';
 

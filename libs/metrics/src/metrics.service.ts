@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import type { MetricsPublisher } from '@nest-rollout/lifecycle';
 import { Counter, Gauge } from 'prom-client';
 import { registerDefaultMetrics } from './default-metrics';
 import {
@@ -22,23 +23,6 @@ import { acquireMetric, releaseMetric } from './shared-metric';
 export interface MetricsScrape {
   readonly contentType: string;
   readonly body: string;
-}
-
-/**
- * How other modules publish the metrics of the catalogue (canary decisions, registry operations,
- * config reloads, readiness changes). Inject it optionally with `@Optional() @Inject(METRICS_PUBLISHER)`:
- * a module then works, silently unmetered, in an application without MetricsModule.
- */
-export interface MetricsPublisher {
-  /** Adds `value` (default 1) to a counter of the catalogue. */
-  increment<N extends PublishedCounterName>(name: N, labels: PublishedLabels<N>, value?: number): void;
-  /** Sets a gauge of the catalogue. */
-  set<N extends PublishedGaugeName>(name: N, labels: PublishedLabels<N>, value: number): void;
-  /**
-   * Reads a gauge of the catalogue at every scrape, for values that age between events (e.g. how
-   * stale a view is). The readings replace the gauge's series; returns the function that stops it.
-   */
-  observe<N extends PublishedGaugeName>(name: N, read: () => Iterable<GaugeReading<N>>): () => void;
 }
 
 /** One series of an observed gauge, as read at scrape time. */
@@ -73,6 +57,12 @@ const CAP = Symbol.for('@nest-rollout/metrics:label-cap');
  * RPC metrics have providers of their own.
  */
 @Injectable()
+/**
+ * The metrics of the catalogue published by the other modules (canary decisions, registry
+ * operations, config reloads, readiness changes). It is provided under `METRICS_PUBLISHER`, which
+ * they inject with `@Optional()`: each works, unmetered, in an application without MetricsModule.
+ * Its methods narrow the publisher's names and labels to the catalogue.
+ */
 export class MetricsService implements MetricsPublisher, OnApplicationShutdown {
   private readonly logger = new Logger('Metrics');
   private readonly published = new Map<PublishedMetricName, PublishedMetric>();

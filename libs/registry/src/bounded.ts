@@ -41,34 +41,3 @@ export function bounded<T>(
       );
   });
 }
-
-/** Resolves or rejects with `promise`, or rejects as soon as `signal` aborts (for calls that cannot be cancelled). */
-export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(new Error('aborted'));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new Error('aborted'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
-}
-
-export function describeError(error: unknown): { message: string; code?: string; name?: string } {
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    return {
-      name: error.name,
-      message: error.message,
-      ...(typeof code === 'string' || typeof code === 'number' ? { code: String(code) } : {}),
-    };
-  }
-  return { message: String(error) };
-}

@@ -29,8 +29,7 @@ export type {
 } from './registry.options';
 export { RegistryService } from './registry.service';
 export { RegistryStats } from './registry.stats';
-export { METRICS_PUBLISHER_TOKEN, RegistryMetrics } from './registry.metrics';
-export type { RegistryMetricsPublisher } from './registry.metrics';
+export { RegistryMetrics } from './registry.metrics';
 export type {
   DiscoveryStatus,
   RegistryOperationCount,

@@ -1,24 +1,12 @@
 import { Inject, Injectable, OnApplicationShutdown, OnModuleInit, Optional } from '@nestjs/common';
+import { METRICS_PUBLISHER } from '@nest-rollout/lifecycle';
+import type { MetricsPublisher } from '@nest-rollout/lifecycle';
 import { Subscription } from 'rxjs';
 import { REGISTRY_OPTIONS, RegistryMetric } from './registry.constants';
 import type { ResolvedRegistryOptions } from './registry.options';
 import { RegistryService } from './registry.service';
 import { RegistryStats } from './registry.stats';
 import { RegistrationState } from './registry.types';
-
-/**
- * What this lib needs of @nest-rollout/metrics' `MetricsPublisher`. It is looked up by its string
- * token, so the registry works, unmetered, in an application without MetricsModule, and does not
- * depend on that package.
- */
-export interface RegistryMetricsPublisher {
-  increment(name: string, labels: Readonly<Record<string, string>>, value?: number): void;
-  set(name: string, labels: Readonly<Record<string, string>>, value: number): void;
-  observe(name: string, read: () => Iterable<{ labels: Readonly<Record<string, string>>; value: number }>): () => void;
-}
-
-/** The token MetricsModule provides its publisher under (`METRICS_PUBLISHER` of @nest-rollout/metrics). */
-export const METRICS_PUBLISHER_TOKEN = 'METRICS:PUBLISHER';
 
 /**
  * Publishes `RegistryStats` when MetricsModule is present: the registered state, operations by kind
@@ -34,7 +22,7 @@ export class RegistryMetrics implements OnModuleInit, OnApplicationShutdown {
     @Inject(REGISTRY_OPTIONS) private readonly options: ResolvedRegistryOptions,
     private readonly registry: RegistryService,
     private readonly stats: RegistryStats,
-    @Optional() @Inject(METRICS_PUBLISHER_TOKEN) private readonly metrics?: RegistryMetricsPublisher,
+    @Optional() @Inject(METRICS_PUBLISHER) private readonly metrics?: MetricsPublisher,
   ) {}
 
   onModuleInit(): void {

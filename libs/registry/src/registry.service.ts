@@ -3,10 +3,10 @@ import { hostname, networkInterfaces } from 'node:os';
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit, Optional } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { BehaviorSubject, Observable, Subscription } from 'rxjs';
-import { LIFECYCLE_STATE_ORDER, LifecycleClock, LifecycleService, LifecycleState } from '@nest-rollout/lifecycle';
+import { describeError, hasReached, LifecycleClock, LifecycleService, LifecycleState } from '@nest-rollout/lifecycle';
 import { defaultInstanceId, detectAdvertisedAddress } from './address';
 import { backoffDelayMs } from './backoff';
-import { bounded, describeError } from './bounded';
+import { bounded } from './bounded';
 import type { RegistryDriver } from './drivers/registry.driver';
 import { REGISTRY_CLOCK, REGISTRY_DRIVER, REGISTRY_OPTIONS, REGISTRY_RANDOM, RegistryEvent } from './registry.constants';
 import { RegistryTimeoutError } from './registry.errors';
@@ -93,7 +93,7 @@ export class RegistryService implements OnModuleInit, OnApplicationShutdown {
     });
     this.subscription = this.lifecycle.state$.subscribe((state) => {
       if (state === LifecycleState.READY) this.start();
-      else if (LIFECYCLE_STATE_ORDER[state] >= LIFECYCLE_STATE_ORDER[LifecycleState.DRAINING]) {
+      else if (hasReached(state, LifecycleState.DRAINING)) {
         this.leavingAt ??= this.clock.now();
         this.stopLoop();
       }

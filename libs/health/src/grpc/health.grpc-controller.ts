@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { Controller, Inject, Type } from '@nestjs/common';
-import { LIFECYCLE_STATE_ORDER, LifecycleService, LifecycleState } from '@nest-rollout/lifecycle';
+import { hasReached, LifecycleService, LifecycleState } from '@nest-rollout/lifecycle';
 import { map, Observable, of, concat, NEVER, distinctUntilChanged } from 'rxjs';
 import { HEALTH_GRPC_SERVICE, HEALTH_OPTIONS } from '../health.constants';
 import type { ResolvedHealthOptions } from '../health.options';
@@ -66,7 +66,7 @@ export function createHealthGrpcController(): Type<unknown> {
         probe === 'readiness'
           ? this.readiness.ready$
           : probe === 'startup'
-            ? this.lifecycle.state$.pipe(map((state) => LIFECYCLE_STATE_ORDER[state] >= LIFECYCLE_STATE_ORDER[LifecycleState.READY]))
+            ? this.lifecycle.state$.pipe(map((state) => hasReached(state, LifecycleState.READY)))
             : concat(of(true), NEVER);
       return source.pipe(
         distinctUntilChanged(),
@@ -82,7 +82,7 @@ export function createHealthGrpcController(): Type<unknown> {
 
     private passes(probe: Probe): boolean {
       if (probe === 'liveness') return true;
-      if (probe === 'startup') return LIFECYCLE_STATE_ORDER[this.lifecycle.state] >= LIFECYCLE_STATE_ORDER[LifecycleState.READY];
+      if (probe === 'startup') return this.lifecycle.hasReached(LifecycleState.READY);
       return this.readiness.isReady();
     }
   }

@@ -1,6 +1,7 @@
 import { TypeOrmHealthIndicator } from '@nestjs/terminus';
+import { untilAborted } from '@nest-rollout/lifecycle';
 import type { HealthCheckDefinition } from '../health.check';
-import { ClientRef, CheckOptions, commonFields, fromTerminus, resolveClient, terminusTimeoutMs, untilAborted } from './indicator.utils';
+import { ClientRef, CheckOptions, commonFields, fromTerminus, resolveClient, terminusTimeoutMs } from './indicator.utils';
 
 /** What `postgresCheck` needs of a `pg` Pool (structural, so this package does not depend on `pg`). */
 export interface PgPoolLike {

@@ -22,40 +22,6 @@ export function resolveClient<T>(ref: ClientRef<T>, isClient: (value: unknown) =
 }
 
 /**
- * Rejects when `signal` aborts, leaving `promise` to settle on its own; `onLateValue` receives what
- * it resolves with after that (a pool client to release).
- */
-export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal, onLateValue?: (value: T) => void): Promise<T> {
-  if (signal.aborted) {
-    promise.then(onLateValue, () => undefined);
-    return Promise.reject(abortReason(signal));
-  }
-  return new Promise<T>((resolve, reject) => {
-    let aborted = false;
-    const onAbort = () => {
-      aborted = true;
-      reject(abortReason(signal));
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        if (aborted) onLateValue?.(value);
-        else resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
-}
-
-function abortReason(signal: AbortSignal): unknown {
-  return signal.reason ?? new HealthCheckError(HealthFailureKind.TIMEOUT, 'aborted');
-}
-
-/**
  * Turns a @nestjs/terminus indicator result into the check's outcome: `down` throws (terminus keeps
  * only the message, so the kind is read from it), `up` returns its details.
  */

@@ -1,7 +1,8 @@
+import { untilAborted } from '@nest-rollout/lifecycle';
 import type { HealthCheckDefinition } from '../health.check';
 import { HealthFailureKind } from '../health.constants';
 import { HealthCheckError } from '../health.errors';
-import { ClientRef, CheckOptions, commonFields, resolveClient, untilAborted } from './indicator.utils';
+import { ClientRef, CheckOptions, commonFields, resolveClient } from './indicator.utils';
 
 /**
  * What `redisCheck` needs of a client: `ping()`, and the connection state where the client has one

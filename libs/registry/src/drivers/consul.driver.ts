@@ -1,8 +1,8 @@
 import { lookup as dnsLookup, LookupAddress, LookupOptions } from 'node:dns';
 import { EventEmitter } from 'node:events';
 import { types } from 'node:util';
+import { untilAborted } from '@nest-rollout/lifecycle';
 import type { LifecycleClock } from '@nest-rollout/lifecycle';
-import { untilAborted } from '../bounded';
 import { RegistryRequestError } from '../registry.errors';
 import type { ResolvedConsulOptions, ResolvedRegistryOptions } from '../registry.options';
 import type { InstanceHealth, ServiceInstance, ServiceRegistration } from '../registry.types';

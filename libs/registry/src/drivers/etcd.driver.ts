@@ -1,6 +1,7 @@
 import type { EventEmitter } from 'node:events';
+import { untilAborted } from '@nest-rollout/lifecycle';
 import type { LifecycleClock } from '@nest-rollout/lifecycle';
-import { bounded, untilAborted } from '../bounded';
+import { bounded } from '../bounded';
 import type { ResolvedEtcdOptions, ResolvedRegistryOptions } from '../registry.options';
 import type { ServiceInstance, ServiceRegistration } from '../registry.types';
 import type { DiscoveryFeedQuery, DiscoverySink, HeartbeatResult, RegistryDriver } from './registry.driver';
