@@ -4,7 +4,7 @@ import { freePorts } from './support/ports';
 import { ManagedProcess, startProcess } from './support/process';
 
 /**
- * The built sample's probes on a management port of their own (MANAGEMENT_PORT), on both adapters:
+ * The built sample's probes on a management port of their own (PORT_MANAGEMENT), on both adapters:
  * served there, not on the public port, which keeps serving the application.
  */
 interface Started {
@@ -20,21 +20,19 @@ async function startSampleProcess(
 ): Promise<Started> {
   const [port, managementPort] = await freePorts(2);
   const url = `http://127.0.0.1:${port}`;
-  const managementUrl = env.MANAGEMENT_PORT !== undefined ? `http://127.0.0.1:${managementPort}` : undefined;
+  const managementUrl = env.PORT_MANAGEMENT !== undefined ? `http://127.0.0.1:${managementPort}` : undefined;
   const proc = startProcess({
     name,
     command: process.execPath,
     args: [SAMPLE_MAIN],
     cwd: ROOT,
     env: {
-      // Jest's workers export COLOR; the sample reads it as the deployment colour.
-      COLOR: undefined,
       MIN_READY_DELAY_MS: '0',
       DRAIN_DELAY_MS: '0',
       ...env,
-      HOST: '127.0.0.1',
+      LISTEN_HOST: '127.0.0.1',
       PORT: String(port),
-      ...(managementUrl ? { MANAGEMENT_PORT: String(managementPort) } : {}),
+      ...(managementUrl ? { PORT_MANAGEMENT: String(managementPort) } : {}),
     },
   });
   try {
@@ -52,7 +50,7 @@ describe.each(ADAPTERS)('the sample with a management port (%s)', (adapter) => {
   beforeAll(async () => {
     sample = await startSampleProcess(
       `sample-management-${adapter}`,
-      { ADAPTER: adapter, MANAGEMENT_PORT: 'set' },
+      { ADAPTER: adapter, PORT_MANAGEMENT: 'set' },
       (s) => `${s.managementUrl}/health/ready`,
     );
   }, 30_000);
@@ -90,7 +88,7 @@ describe('the sample with no settings at all', () => {
   it('keeps its orders in embedded SQLite and turns ready with the database checked', async () => {
     const sample = await startSampleProcess(
       'sample-defaults',
-      { ADAPTER: undefined, DATABASE_URL: undefined, REDIS_URL: undefined, MANAGEMENT_PORT: undefined, MIN_READY_DELAY_MS: undefined },
+      { ADAPTER: undefined, DATABASE_URL: undefined, REDIS_URL: undefined, PORT_MANAGEMENT: undefined, MIN_READY_DELAY_MS: undefined },
       (s) => `${s.url}/health/ready`,
     );
     try {

@@ -72,7 +72,7 @@ describe.each(ADAPTERS)('/metrics of the sample on %s', (adapter) => {
     app = await startSample({
       name: `metrics-mgmt-${adapter}`,
       adapter,
-      env: { DRAIN_DELAY_MS: '0', MANAGEMENT_PORT: String(managementPort) },
+      env: { DRAIN_DELAY_MS: '0', PORT_MANAGEMENT: String(managementPort) },
       readyUrl: `http://127.0.0.1:${managementPort}/health/ready`,
     });
     expect((await httpGet(`http://127.0.0.1:${managementPort}/metrics`)).body).toContain('http_request_duration_seconds');

@@ -153,7 +153,7 @@ describe('invalid options', () => {
       name: 'sample-invalid',
       command: process.execPath,
       args: [SAMPLE_MAIN],
-      env: { PORT: '0', HOST: '127.0.0.1', DRAIN_DELAY_MS: '20000', HARD_DEADLINE_MS: '1000', ADAPTER: 'express', COLOR: undefined },
+      env: { PORT: '0', LISTEN_HOST: '127.0.0.1', DRAIN_DELAY_MS: '20000', HARD_DEADLINE_MS: '1000', ADAPTER: 'express' },
     });
     const exit = await proc.waitForExit(15_000);
     expect(exit.code).toBe(1);
@@ -167,7 +167,7 @@ describe('invalid options', () => {
       name: 'sample-bad-env',
       command: process.execPath,
       args: [SAMPLE_MAIN],
-      env: { PORT: '0', ADAPTER: 'koa', DRAIN_DELAY_MS: 'soon', COLOR: undefined },
+      env: { PORT: '0', ADAPTER: 'koa', DRAIN_DELAY_MS: 'soon' },
     });
     const exit = await proc.waitForExit(15_000);
     expect(exit.code).toBe(1);

@@ -34,7 +34,7 @@ export interface StartAppOptions {
   /** The Node entry point (a built `.js` file). */
   readonly script: string;
   readonly env?: Readonly<Record<string, string | undefined>>;
-  /** Chosen free when omitted; passed as PORT, with HOST=127.0.0.1. */
+  /** Chosen free when omitted; passed as PORT, with LISTEN_HOST=127.0.0.1. */
   readonly port?: number;
   /** Answers 200 once the app takes traffic. */
   readonly readyPath?: string;
@@ -55,7 +55,7 @@ export async function startApp(options: StartAppOptions): Promise<AppInstance> {
     command: process.execPath,
     args: [options.script],
     cwd: ROOT,
-    env: { HOST: '127.0.0.1', ...options.env, PORT: String(port) },
+    env: { LISTEN_HOST: '127.0.0.1', ...options.env, PORT: String(port) },
   });
   try {
     await waitForHttpStatus(options.readyUrl ?? `${url}${options.readyPath ?? '/health/ready'}`, {
@@ -74,7 +74,7 @@ export interface SampleOptions {
   readonly name: string;
   readonly adapter: Adapter;
   readonly port?: number;
-  /** DRAIN_DELAY_MS, SHUTDOWN_TIMEOUT_MS, COLOR, ... (see apps/sample/src/sample.config.ts). */
+  /** DRAIN_DELAY_MS, SHUTDOWN_TIMEOUT_MS, APP_COLOR, ... (see apps/sample/src/sample.config.ts). */
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly readyTimeoutMs?: number;
   readonly readyUrl?: string;
@@ -89,8 +89,7 @@ export function startSample(options: SampleOptions): Promise<AppInstance> {
     port: options.port,
     readyTimeoutMs: options.readyTimeoutMs,
     readyUrl: options.readyUrl,
-    // Jest sets COLOR=0 in its workers; the sample reads COLOR as the deployment colour.
-    env: { MIN_READY_DELAY_MS: '100', COLOR: undefined, ...options.env, ADAPTER: options.adapter },
+    env: { MIN_READY_DELAY_MS: '100', ...options.env, ADAPTER: options.adapter },
   });
 }
 

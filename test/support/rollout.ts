@@ -78,7 +78,7 @@ export async function runRolloutScenario(options: RolloutScenarioOptions): Promi
                 DRAIN_DELAY_MS: String(drainDelayMs),
                 SHUTDOWN_TIMEOUT_MS: '5000',
                 MIN_READY_DELAY_MS: '100',
-                COLOR: 'blue',
+                APP_COLOR: 'blue',
               },
             })
           : startPlainApp({ name, adapter: options.adapter, variant: options.app.slice('plain:'.length) as PlainVariant, port: ports[i] }),

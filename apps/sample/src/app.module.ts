@@ -42,7 +42,7 @@ export class AppModule {
           driver: config.registry.driver,
           service: 'orders',
           track: config.registry.track,
-          // HOST=127.0.0.1 must be advertised as such; on 0.0.0.0 the module detects the address.
+          // LISTEN_HOST=127.0.0.1 must be advertised as such; on 0.0.0.0 the module detects the address.
           ...(config.host !== '0.0.0.0' && config.host !== '::' ? { address: config.host } : {}),
           ...(config.registry.consulUrl ? { consul: { url: config.registry.consulUrl } } : {}),
           ...(config.registry.etcdEndpoints ? { etcd: { endpoints: config.registry.etcdEndpoints } } : {}),

@@ -16,7 +16,7 @@ async function bootstrap(): Promise<void> {
   app.useLogger(app.get(Logger));
   // Instead of app.enableShutdownHooks(): drain, then close, then Nest's hooks, then exit.
   attachLifecycle(app);
-  // With MANAGEMENT_PORT, /metrics moves to the management port with the probes.
+  // With PORT_MANAGEMENT, /metrics moves to the management port with the probes.
   if (config.managementPort !== undefined) app.get(ManagementServer).addRoute(app.get(MetricsService).managementRoute());
   await app.listen(config.port, config.host);
 }

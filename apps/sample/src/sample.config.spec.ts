@@ -1,4 +1,4 @@
-import { loadSampleConfig, SampleConfigError, SQLITE_IN_MEMORY } from './sample.config';
+import { loadSampleConfig, SAMPLE_ENV_VARIABLES, SampleConfigError, SQLITE_IN_MEMORY } from './sample.config';
 import { sampleHealthOptions } from './health/sample-health';
 
 function problemsOf(env: NodeJS.ProcessEnv): string[] {
@@ -28,7 +28,7 @@ describe('loadSampleConfig', () => {
     const config = loadSampleConfig({
       DATABASE_URL: 'postgres://orders:pw-1234@db:5432/orders',
       REDIS_URL: 'redis://:pw-5678@cache:6379/0',
-      MANAGEMENT_PORT: '9464',
+      PORT_MANAGEMENT: '9464',
       HEALTH_INTERVAL_MS: '2000',
       HEALTH_TIMEOUT_MS: '500',
       HEALTH_FAILURE_THRESHOLD: '3',
@@ -50,21 +50,54 @@ describe('loadSampleConfig', () => {
     const problems = problemsOf({
       DATABASE_URL: 'mysql://root:hunter22@db/orders',
       REDIS_URL: 'memcached://hunter22@cache',
-      MANAGEMENT_PORT: 'x',
+      PORT_MANAGEMENT: 'x',
       HEALTH_INTERVAL_MS: '1',
     });
     expect(problems).toEqual([
       expect.stringMatching(/^DATABASE_URL must start with postgres:\/\//),
       expect.stringMatching(/^REDIS_URL must be a redis:\/\//),
-      expect.stringMatching(/^MANAGEMENT_PORT must be a whole number from 0 to 65535/),
+      expect.stringMatching(/^PORT_MANAGEMENT must be a whole number from 0 to 65535/),
       expect.stringMatching(/^HEALTH_INTERVAL_MS must be a whole number from 10/),
     ]);
     expect(problems.join('\n')).not.toContain('hunter22');
   });
 
+  it('ignores what npm, Node, shells and Kubernetes set in every environment', () => {
+    const config = loadSampleConfig({
+      COLOR: '0',
+      HOST: 'workstation.local',
+      HOSTNAME: 'orders-7d9f-abcde',
+      TRACK: 'nightly',
+      NODE_ENV: 'production',
+      npm_package_version: '9.9.9',
+      MANAGEMENT_PORT: 'tcp://10.96.0.12:9464',
+      ORDERS_PORT: 'tcp://10.96.0.10:80',
+      ORDERS_SERVICE_HOST: '10.96.0.10',
+    });
+    expect(config).toMatchObject({ host: '0.0.0.0', color: undefined, managementPort: undefined, registry: { track: 'stable' } });
+  });
+
+  // What other software sets: npm in every script it runs (npm_*, COLOR, NODE, INIT_CWD, EDITOR,
+  // PREFIX), Node's own variables (NODE_*), shells and container runtimes, and Kubernetes' service
+  // links for every Service in the namespace (<NAME>_PORT, <NAME>_PORT_<port>_<proto>[_ADDR|_PORT|_PROTO],
+  // <NAME>_SERVICE_HOST, <NAME>_SERVICE_PORT[_<port name>]).
+  const SET_BY_OTHERS = [
+    /^npm_/i,
+    /^(COLOR|NODE|INIT_CWD|EDITOR|PREFIX)$/,
+    /^NODE_/,
+    /^(HOST|HOSTNAME|HOSTTYPE|HOME|PATH|PWD|OLDPWD|SHELL|SHLVL|USER|LOGNAME|TERM|LANG|TZ|UID|EUID|PPID|OSTYPE|MACHTYPE|VENDOR|CPUTYPE|COLUMNS|LINES|_)$/,
+    /_PORT$/,
+    /_PORT_\d+_(TCP|UDP|SCTP)(_(ADDR|PORT|PROTO))?$/,
+    /_SERVICE_(HOST|PORT)(_.+)?$/,
+  ];
+
+  it.each(SAMPLE_ENV_VARIABLES)('reads %s, which no other software sets', (name) => {
+    expect(SET_BY_OTHERS.filter((pattern) => pattern.test(name))).toEqual([]);
+  });
+
   it('rejects a management port equal to the public one', () => {
-    expect(problemsOf({ PORT: '8080', MANAGEMENT_PORT: '8080' })).toEqual([
-      expect.stringMatching(/^MANAGEMENT_PORT must differ from PORT/),
+    expect(problemsOf({ PORT: '8080', PORT_MANAGEMENT: '8080' })).toEqual([
+      expect.stringMatching(/^PORT_MANAGEMENT must differ from PORT/),
     ]);
   });
 });
@@ -76,8 +109,8 @@ describe('sampleHealthOptions', () => {
     const config = loadSampleConfig({
       DATABASE_URL: 'postgres://orders:pw-1234@db/orders',
       REDIS_URL: 'redis://:pw-5678@cache:6379',
-      MANAGEMENT_PORT: '9464',
-      HOST: '127.0.0.1',
+      PORT_MANAGEMENT: '9464',
+      LISTEN_HOST: '127.0.0.1',
     });
     const options = sampleHealthOptions(config, dataSource, { ping: async () => 'PONG', status: 'ready' } as never);
     expect(options.readiness!.map((c) => [c.name, c.dependency])).toEqual([

@@ -19,9 +19,9 @@ export interface SampleConfig {
   readonly database: SampleDatabase;
   /** REDIS_URL: an optional read-through cache of single orders. */
   readonly redisUrl: string | undefined;
-  /** MANAGEMENT_PORT: the probes move to this port (on HOST) and leave the public one. */
+  /** PORT_MANAGEMENT: the probes move to this port (on LISTEN_HOST) and leave the public one. */
   readonly managementPort: number | undefined;
-  /** REGISTRY_DRIVER, CONSUL_URL, ETCD_ENDPOINTS (comma-separated), TRACK. */
+  /** REGISTRY_DRIVER, CONSUL_URL, ETCD_ENDPOINTS (comma-separated), APP_TRACK. */
   readonly registry: {
     readonly driver: 'none' | 'consul' | 'etcd';
     readonly consulUrl: string | undefined;
@@ -49,9 +49,45 @@ export class SampleConfigError extends Error {
   }
 }
 
-export function loadSampleConfig(env: NodeJS.ProcessEnv = process.env): SampleConfig {
+/**
+ * Every variable the sample reads, and nothing else. None of them is set by npm (`npm_*`, `COLOR`,
+ * `NODE`, `INIT_CWD`), Node (`NODE_*`), a shell (`HOST` in zsh, `HOSTNAME`, ...), or Kubernetes
+ * (`<SERVICE>_PORT*` and `<SERVICE>_SERVICE_*` for every Service in the namespace, hence
+ * `PORT_MANAGEMENT` rather than `MANAGEMENT_PORT`): `npm start` and a pod get exactly what they were given.
+ */
+export const SAMPLE_ENV_VARIABLES = [
+  'PORT',
+  'LISTEN_HOST',
+  'ADAPTER',
+  'DRAIN_DELAY_MS',
+  'SHUTDOWN_TIMEOUT_MS',
+  'MIN_READY_DELAY_MS',
+  'HARD_DEADLINE_MS',
+  'WARMUP_DELAY_MS',
+  'APP_COLOR',
+  'APP_VERSION',
+  'APP_TRACK',
+  'LOG_LEVEL',
+  'LOG_PRETTY',
+  'DATABASE_URL',
+  'REDIS_URL',
+  'PORT_MANAGEMENT',
+  'HEALTH_INTERVAL_MS',
+  'HEALTH_TIMEOUT_MS',
+  'HEALTH_FAILURE_THRESHOLD',
+  'HEALTH_SUCCESS_THRESHOLD',
+  'REGISTRY_DRIVER',
+  'CONSUL_URL',
+  'ETCD_ENDPOINTS',
+] as const;
+
+export type SampleEnvVariable = (typeof SAMPLE_ENV_VARIABLES)[number];
+
+export function loadSampleConfig(processEnv: NodeJS.ProcessEnv = process.env): SampleConfig {
+  const env: Partial<Record<SampleEnvVariable, string>> = {};
+  for (const name of SAMPLE_ENV_VARIABLES) env[name] = processEnv[name];
   const problems: string[] = [];
-  const int = (name: string, min: number, max: number): number | undefined => {
+  const int = (name: SampleEnvVariable, min: number, max: number): number | undefined => {
     const raw = env[name];
     if (raw === undefined || raw === '') return undefined;
     const value = Number(raw);
@@ -70,24 +106,24 @@ export function loadSampleConfig(env: NodeJS.ProcessEnv = process.env): SampleCo
   const registryDriver = env.REGISTRY_DRIVER || 'none';
   if (registryDriver !== 'none' && registryDriver !== 'consul' && registryDriver !== 'etcd')
     problems.push(`REGISTRY_DRIVER must be "none", "consul" or "etcd" (got ${JSON.stringify(registryDriver)})`);
-  const track = env.TRACK || 'stable';
-  if (track !== 'stable' && track !== 'canary') problems.push(`TRACK must be "stable" or "canary" (got ${JSON.stringify(track)})`);
+  const track = env.APP_TRACK || 'stable';
+  if (track !== 'stable' && track !== 'canary') problems.push(`APP_TRACK must be "stable" or "canary" (got ${JSON.stringify(track)})`);
   const config: SampleConfig = {
     port: int('PORT', 0, 65535) ?? 3000,
-    host: env.HOST || '0.0.0.0',
+    host: env.LISTEN_HOST || '0.0.0.0',
     adapter: adapter as SampleConfig['adapter'],
     drainDelayMs: int('DRAIN_DELAY_MS', 0, 600_000),
     shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', 0, 600_000),
     minReadyDelayMs: int('MIN_READY_DELAY_MS', 0, 600_000),
     hardDeadlineMs: int('HARD_DEADLINE_MS', 0, 3_600_000),
     warmupDelayMs: int('WARMUP_DELAY_MS', 0, 600_000) ?? 0,
-    color: env.COLOR || undefined,
+    color: env.APP_COLOR || undefined,
     version: env.APP_VERSION || undefined,
     logLevel: env.LOG_LEVEL || 'info',
     logPretty: logPretty === 'true',
     database: parseDatabaseUrl(env.DATABASE_URL, problems),
     redisUrl: parseRedisUrl(env.REDIS_URL, problems),
-    managementPort: int('MANAGEMENT_PORT', 0, 65535),
+    managementPort: int('PORT_MANAGEMENT', 0, 65535),
     registry: {
       driver: registryDriver as SampleConfig['registry']['driver'],
       consulUrl: env.CONSUL_URL || undefined,
@@ -106,7 +142,7 @@ export function loadSampleConfig(env: NodeJS.ProcessEnv = process.env): SampleCo
     },
   };
   if (config.managementPort !== undefined && config.managementPort !== 0 && config.managementPort === config.port) {
-    problems.push(`MANAGEMENT_PORT must differ from PORT (both ${config.port}); the probes move off the public port`);
+    problems.push(`PORT_MANAGEMENT must differ from PORT (both ${config.port}); the probes move off the public port`);
   }
   if (problems.length > 0) throw new SampleConfigError(problems);
   return config;

@@ -66,7 +66,7 @@ export class ManagementServer implements OnApplicationBootstrap, OnApplicationSh
         reject(
           new ManagementServerError(
             `management server cannot listen on ${management.host}:${management.port} (${error.code ?? error.message}); ` +
-              'choose a free port with management.port (or MANAGEMENT_PORT), or 0 for any',
+              'choose a free port with management.port (or PORT_MANAGEMENT), or 0 for any',
           ),
         ),
       );
