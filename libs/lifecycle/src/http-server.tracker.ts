@@ -23,6 +23,11 @@ export class HttpServerTracker {
     private readonly now: () => number,
   ) {}
 
+  /** True when this tracker watches `server`. */
+  serves(server: Server): boolean {
+    return this.server === server;
+  }
+
   get inFlight(): number {
     return this.active.size;
   }

@@ -7,6 +7,7 @@ export const LIFECYCLE_PROCESS = 'LIFECYCLE:PROCESS';
 export const LifecycleEvent = {
   STATE_CHANGED: 'lifecycle.state_changed',
   ATTACHED: 'lifecycle.attached',
+  NO_HTTP_SERVER: 'lifecycle.no_http_server',
   WARMUP_TASK_DONE: 'lifecycle.warmup_task_done',
   WARMUP_TASK_FAILED: 'lifecycle.warmup_task_failed',
   DRAIN_TASK_DONE: 'lifecycle.drain_task_done',

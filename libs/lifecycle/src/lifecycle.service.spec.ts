@@ -175,8 +175,11 @@ interface Harness {
   gates: Gates;
   /** Every change emitted on changes$ since the module was compiled. */
   changes: LifecycleStateChange[];
-  /** attachLifecycle(app) + app.listen(0, '127.0.0.1'); returns the port. */
-  start(): Promise<number>;
+  /**
+   * app.listen(0, '127.0.0.1'), after attachLifecycle(app) unless `attach` is false (then the module
+   * finds the server by itself); returns the port.
+   */
+  start(attach?: boolean): Promise<number>;
   /** start(), then past warm-up and the settle delay to READY. */
   startReady(): Promise<number>;
   /** GET on a keep-alive agent (as a load balancer would hold connections). */
@@ -220,8 +223,8 @@ async function bootstrap(adapter: AdapterName, setup: HarnessSetup = {}): Promis
     proc,
     gates: app.get(Gates),
     changes,
-    async start() {
-      attachLifecycle(app);
+    async start(attach = true) {
+      if (attach) attachLifecycle(app);
       await app.listen(0, '127.0.0.1');
       port = (harness.server.address() as AddressInfo).port;
       return port;
@@ -306,15 +309,45 @@ describe.each<AdapterName>(['express', 'fastify'])('LifecycleService on %s', (ad
       expect(eventsNamed(LifecycleEvent.WARMUP_TASK_DONE)).toEqual([expect.objectContaining({ task: 'prime-cache' })]);
     });
 
-    it('boots when attached after the server already listens', async () => {
-      await boot({ options: { minReadyDelayMs: 200 } });
-      await h!.app.listen(0, '127.0.0.1');
+    it('needs no attachLifecycle: LifecycleModule.forRoot() finds the server and boots once it listens', async () => {
+      const primeCache = controlledTask('prime-cache');
+      await boot({ options: { minReadyDelayMs: 200 }, warmupTasks: [primeCache] });
+      await h!.app.init();
       expect(h!.lifecycle.state).toBe(STARTING);
 
-      attachLifecycle(h!.app);
+      await h!.start(false);
       expect(h!.lifecycle.state).toBe(WARMING_UP);
+      await settle();
+      primeCache.outcome.resolve();
       await h!.clock.advance(200);
       expect(h!.lifecycle.state).toBe(READY);
+      expect(h!.server.keepAliveTimeout).toBe(h!.lifecycle.options.keepAliveTimeoutMs);
+      expect(eventsNamed(LifecycleEvent.ATTACHED)).toEqual([expect.objectContaining({ adapter, by: 'LifecycleModule' })]);
+      expect(h!.proc.listenerCount('SIGTERM')).toBe(1);
+      expect(h!.proc.listenerCount('SIGINT')).toBe(1);
+    });
+
+    it('accepts attachLifecycle(app) after the module attached itself, without a second attachment', async () => {
+      await boot({ options: { minReadyDelayMs: 200 } });
+      await h!.start(false);
+      expect(h!.lifecycle.state).toBe(WARMING_UP);
+
+      attachLifecycle(h!.app);
+      expect(h!.proc.listenerCount('SIGTERM')).toBe(1);
+      await h!.clock.advance(200);
+      expect(h!.lifecycle.state).toBe(READY);
+      expect(eventsNamed(LifecycleEvent.ATTACHED)).toHaveLength(1);
+    });
+
+    it('fails at start-up when app.enableShutdownHooks() is used without attachLifecycle', async () => {
+      await boot();
+      const sigtermListeners = process.listenerCount('SIGTERM');
+      h!.app.enableShutdownHooks();
+      await expect(h!.app.listen(0, '127.0.0.1')).rejects.toThrow(ShutdownHooksConflictError);
+      expect(h!.proc.listenerCount()).toBe(0);
+
+      await h!.app.close();
+      expect(process.listenerCount('SIGTERM')).toBe(sigtermListeners);
     });
 
     it('never turns READY when app.close() is called during warm-up', async () => {
@@ -629,6 +662,36 @@ describe.each<AdapterName>(['express', 'fastify'])('LifecycleService on %s', (ad
       expect(eventsNamed(LifecycleEvent.REQUESTS_CUT)).toEqual([]);
     });
 
+    it('drains and closes the application in Nest\'s order without attachLifecycle, and app.close() later runs no hook twice', async () => {
+      const recorder = new ShutdownRecorder();
+      await boot({ options: { drainDelayMs: 1_000 }, providers: [{ provide: ShutdownRecorder, useValue: recorder }] });
+      recorder.server = h!.server;
+      await h!.start(false);
+      await h!.clock.advance(h!.lifecycle.options.minReadyDelayMs);
+      expect(h!.lifecycle.state).toBe(READY);
+      const slow = h!.get('/slow');
+      await waitFor(() => h!.gates.pending.length === 1, 'the slow request to reach its handler');
+
+      h!.proc.emit('SIGTERM');
+      expect(h!.lifecycle.state).toBe(DRAINING);
+      const during = await h!.getFresh('/ping');
+      expect(during.status).toBe(200);
+      expect(during.headers.connection).toBe('close');
+      await h!.clock.advance(1_000);
+      expect(h!.lifecycle.state).toBe(STOPPING);
+      h!.gates.releaseAll();
+      expect((await slow).status).toBe(200);
+
+      await h!.exited();
+      expect(h!.proc.exitCodes).toEqual([0]);
+      expect(h!.lifecycle.state).toBe(STOPPED);
+      expect(recorder.calls).toEqual(['onModuleDestroy', 'beforeApplicationShutdown', 'onApplicationShutdown']);
+      expect(h!.proc.listenerCount()).toBe(0);
+
+      await h!.app.close();
+      expect(recorder.calls).toHaveLength(3);
+    });
+
     it('cuts a request still running after shutdownTimeoutMs, logs it, and exits 0', async () => {
       await boot({ options: { drainDelayMs: 1_000, shutdownTimeoutMs: 2_000 } });
       await h!.startReady();
@@ -819,6 +882,58 @@ describe.each<AdapterName>(['express', 'fastify'])('LifecycleService on %s', (ad
         ),
       );
     });
+  });
+});
+
+describe('LifecycleService without an HTTP server (a microservice or standalone context)', () => {
+  it('handles signals, runs warm-up and drain tasks, closes the modules and says there is no server to drain', async () => {
+    const events = captureEvents();
+    const clock = new ManualClock();
+    const proc = new FakeProcess();
+    const recorder = new ShutdownRecorder();
+    const warmup = controlledTask('connect-broker');
+    const drained: string[] = [];
+    const moduleRef = await Test.createTestingModule({
+      imports: [LifecycleModule.forRoot({ minReadyDelayMs: 100, drainDelayMs: 1_000 })],
+      providers: [
+        TaskRegistrar,
+        { provide: ShutdownRecorder, useValue: recorder },
+        {
+          provide: TEST_TASKS,
+          useValue: { warmup: [warmup], drain: [{ name: 'pause-consumer', run: () => void drained.push('pause-consumer') }] } satisfies TestTasks,
+        },
+      ],
+    })
+      .overrideProvider(LIFECYCLE_CLOCK)
+      .useValue(clock)
+      .overrideProvider(LIFECYCLE_PROCESS)
+      .useValue(proc)
+      .compile();
+    const lifecycle = moduleRef.get(LifecycleService);
+    try {
+      await moduleRef.init();
+      expect(events.filter((e) => e.event === LifecycleEvent.NO_HTTP_SERVER)).toHaveLength(1);
+      expect(proc.listenerCount('SIGTERM')).toBe(1);
+      await waitFor(() => warmup.started, 'the warm-up task to start');
+      expect(lifecycle.state).toBe(WARMING_UP);
+      warmup.outcome.resolve();
+      await settle();
+      await clock.advance(100);
+      expect(lifecycle.state).toBe(READY);
+
+      proc.emit('SIGTERM');
+      expect(lifecycle.state).toBe(DRAINING);
+      await settle();
+      expect(drained).toEqual(['pause-consumer']);
+      await clock.advance(1_000);
+      await waitFor(() => proc.exitCodes.length > 0, 'the process facade to exit');
+      expect(proc.exitCodes).toEqual([0]);
+      expect(lifecycle.state).toBe(STOPPED);
+      expect(recorder.calls).toEqual(['onModuleDestroy', 'beforeApplicationShutdown', 'onApplicationShutdown']);
+    } finally {
+      await moduleRef.close();
+      jest.restoreAllMocks();
+    }
   });
 });
 

@@ -1,14 +1,25 @@
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
-import { BeforeApplicationShutdown, Inject, Injectable, INestApplication, Logger, OnApplicationShutdown } from '@nestjs/common';
-import { DiscoveryService } from '@nestjs/core';
+import {
+  BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  INestApplication,
+  Logger,
+  OnApplicationBootstrap,
+  OnApplicationShutdown,
+} from '@nestjs/common';
+import { DiscoveryService, HttpAdapterHost, ModuleRef, NestContainer } from '@nestjs/core';
 import { BehaviorSubject, Observable, Subject } from 'rxjs';
 import { describeError } from './abort';
+import { ApplicationCloser, ContainerCloser } from './application-closer';
 import { HttpServerTracker } from './http-server.tracker';
 import { LIFECYCLE_CLOCK, LIFECYCLE_OPTIONS, LIFECYCLE_PROCESS, LifecycleEvent } from './lifecycle.constants';
 import { LifecycleError, LifecyclePhaseError, ShutdownHooksConflictError } from './lifecycle.errors';
 import type { ResolvedLifecycleOptions } from './lifecycle.options';
 import type { LifecycleClock, LifecycleProcess } from './lifecycle.runtime';
+import { nestShutdownHooksEnabled, nestSignalHandlerInstalled } from './nest-shutdown-hooks';
+import { containShutdownHookErrors } from './shutdown-hook-errors';
 import { hasReached, isLegalTransition, LifecycleState, LifecycleStateChange } from './lifecycle.state';
 
 /** Work done at a phase boundary, bounded by a timeout; `signal` aborts when the timeout passes. */
@@ -35,15 +46,12 @@ export interface InstanceIdentity {
   readonly color: string;
 }
 
-const SHUTDOWN_HOOKS = ['onModuleDestroy', 'beforeApplicationShutdown', 'onApplicationShutdown'] as const;
-const WRAPPED = Symbol('nest-rollout:wrapped-hook');
-
 export function newTraceId(): string {
   return randomBytes(16).toString('hex');
 }
 
 @Injectable()
-export class LifecycleService implements BeforeApplicationShutdown, OnApplicationShutdown {
+export class LifecycleService implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly logger = new Logger('Lifecycle');
   private readonly states: BehaviorSubject<LifecycleState>;
   private readonly changes = new Subject<LifecycleStateChange>();
@@ -56,8 +64,12 @@ export class LifecycleService implements BeforeApplicationShutdown, OnApplicatio
   private readonly skipDrainDelay = new AbortController();
   private enteredAt: number;
   private currentTraceId = newTraceId();
+  /** The application handed over by `attachLifecycle(app)`, if any. */
   private app: INestApplication | undefined;
+  /** `app.close()`, or Nest's shutdown sequence over the container when no application was handed over. */
+  private closer: ApplicationCloser | undefined;
   private tracker: HttpServerTracker | undefined;
+  private signalsInstalled = false;
   private shutdownPromise: Promise<void> | undefined;
 
   readonly identity: InstanceIdentity;
@@ -67,6 +79,8 @@ export class LifecycleService implements BeforeApplicationShutdown, OnApplicatio
     @Inject(LIFECYCLE_CLOCK) private readonly clock: LifecycleClock,
     @Inject(LIFECYCLE_PROCESS) private readonly proc: LifecycleProcess,
     private readonly discovery: DiscoveryService,
+    private readonly adapterHost: HttpAdapterHost,
+    private readonly moduleRef: ModuleRef,
   ) {
     this.states = new BehaviorSubject<LifecycleState>(LifecycleState.STARTING);
     this.enteredAt = clock.now();
@@ -130,35 +144,83 @@ export class LifecycleService implements BeforeApplicationShutdown, OnApplicatio
   }
 
   /**
-   * Takes over the application's HTTP server and signals: in-flight tracking, keep-alive timeouts,
-   * warm-up once the server listens, and the graceful shutdown. Replaces `app.enableShutdownHooks()`.
+   * Hands the application object to the lifecycle, as `attachLifecycle(app)` does: optional, since
+   * the module finds the HTTP server by itself. What it adds: the shutdown ends with `app.close()`,
+   * which also closes microservices and WebSocket servers connected to the application, and an
+   * application that never calls `app.init()` or `app.listen()` (a test that drives the raw server)
+   * is tracked too.
    */
   attach(app: INestApplication): void {
     if (this.app === app) return;
-    if (this.app)
+    const server = app.getHttpServer() as Server;
+    if (this.app || (this.tracker && !this.tracker.serves(server))) {
       throw new LifecycleError(
         'LIFECYCLE_ALREADY_ATTACHED',
         'attachLifecycle() was called with a second application; one LifecycleModule serves one application',
       );
+    }
     if (nestShutdownHooksEnabled(app)) throw new ShutdownHooksConflictError();
     this.app = app;
-    const server = app.getHttpServer() as Server;
+    this.closer = { close: () => app.close() };
+    if (!this.tracker) this.attachServer(server, app.getHttpAdapter().getType(), 'attachLifecycle');
+  }
+
+  /**
+   * `LifecycleModule.forRoot()` is enough: when the application initialises, the lifecycle takes
+   * the HTTP server from `HttpAdapterHost` and boots once it listens. An application without one
+   * (a microservice, a standalone context) gets signals, warm-up and drain tasks all the same.
+   */
+  onApplicationBootstrap(): void {
+    if (this.tracker || this.state !== LifecycleState.STARTING) return;
+    if (nestSignalHandlerInstalled(this.options.signals)) throw new ShutdownHooksConflictError();
+    this.closer ??= new ContainerCloser((this.moduleRef as unknown as { container: NestContainer }).container, this.adapterHost);
+    const adapter = this.adapterHost.httpAdapter;
+    const server = adapter?.getHttpServer() as Server | undefined;
+    if (adapter && server && typeof server.prependListener === 'function') {
+      this.attachServer(server, adapter.getType(), 'LifecycleModule');
+      return;
+    }
+    this.containHookErrors();
+    this.installSignalHandlers();
+    this.logger.log({
+      event: LifecycleEvent.NO_HTTP_SERVER,
+      ...this.logFields(),
+      signals: this.options.signals,
+      message: 'no HTTP server to drain: signals, warm-up and drain tasks only',
+    });
+    // Other providers' onApplicationBootstrap hooks are still running; warm-up tasks are
+    // registered in onModuleInit, before this point.
+    setImmediate(() => void this.boot());
+  }
+
+  /**
+   * In-flight tracking, keep-alive timeouts, `Connection: close` while draining, signal handling,
+   * and warm-up once the server listens.
+   */
+  private attachServer(server: Server, adapter: string, by: 'attachLifecycle' | 'LifecycleModule'): void {
     this.tracker = new HttpServerTracker(server, () => this.clock.now());
     this.tracker.attach(this.options.keepAliveTimeoutMs, this.options.headersTimeoutMs);
-    this.containShutdownHookErrors();
+    this.containHookErrors();
+    this.installSignalHandlers();
+    this.logger.log({ event: LifecycleEvent.ATTACHED, ...this.logFields(), adapter, by, signals: this.options.signals });
+    if (server.listening) void this.boot();
+    else server.once('listening', () => void this.boot());
+  }
+
+  private installSignalHandlers(): void {
+    if (this.signalsInstalled) return;
+    this.signalsInstalled = true;
     for (const signal of this.options.signals) {
       const handler = () => this.onSignal(signal);
       this.signalHandlers.set(signal, handler);
       this.proc.onSignal(signal, handler);
     }
-    this.logger.log({
-      event: LifecycleEvent.ATTACHED,
-      ...this.logFields(),
-      adapter: app.getHttpAdapter().getType(),
-      signals: this.options.signals,
-    });
-    if (server.listening) void this.boot();
-    else server.once('listening', () => void this.boot());
+  }
+
+  private containHookErrors(): void {
+    containShutdownHookErrors(this.discovery, this, (hook, provider, error) =>
+      this.logger.error({ event: LifecycleEvent.HOOK_FAILED, ...this.logFields(), hook, provider, error: describeError(error) }),
+    );
   }
 
   /**
@@ -232,7 +294,7 @@ export class LifecycleService implements BeforeApplicationShutdown, OnApplicatio
       if (cut.length > 0) {
         this.logger.warn({ event: LifecycleEvent.REQUESTS_CUT, ...this.logFields(), count: cut.length, requests: cut.slice(0, 50) });
       }
-      await this.app?.close();
+      await this.closer?.close();
     } catch (error) {
       code = 1;
       this.logger.error({ event: LifecycleEvent.SHUTDOWN_FAILED, ...this.logFields(), state: this.state, error: describeError(error) });
@@ -346,43 +408,4 @@ export class LifecycleService implements BeforeApplicationShutdown, OnApplicatio
       trace_id: this.currentTraceId,
     };
   }
-
-  /**
-   * Nest stops its shutdown sequence at the first hook that throws, so the server would stay open
-   * and later hooks (closing pools, deregistering) would never run. Each hook is wrapped so that
-   * its error is logged and the sequence goes on.
-   */
-  private containShutdownHookErrors(): void {
-    const wrappers = [...this.discovery.getProviders(), ...this.discovery.getControllers()];
-    for (const wrapper of wrappers) {
-      const instance = wrapper.instance as Record<string, unknown> | undefined;
-      if (!instance || typeof instance !== 'object' || instance === this) continue;
-      for (const hook of SHUTDOWN_HOOKS) {
-        const original = instance[hook];
-        if (typeof original !== 'function' || (original as { [WRAPPED]?: boolean })[WRAPPED]) continue;
-        const owner = wrapper.name ?? instance.constructor?.name ?? 'unknown';
-        const wrapped = async (...args: unknown[]) => {
-          try {
-            await (original as (...a: unknown[]) => unknown).apply(instance, args);
-          } catch (error) {
-            this.logger.error({
-              event: LifecycleEvent.HOOK_FAILED,
-              ...this.logFields(),
-              hook,
-              provider: String(owner),
-              error: describeError(error),
-            });
-          }
-        };
-        Object.defineProperty(wrapped, WRAPPED, { value: true });
-        instance[hook] = wrapped;
-      }
-    }
-  }
-}
-
-function nestShutdownHooksEnabled(app: INestApplication): boolean {
-  // Nest 12 keeps the handlers in `shutdownCleanupRefs`, Nest 11 the signal names in `activeShutdownSignals`.
-  const context = app as unknown as { shutdownCleanupRefs?: Map<string, unknown>; activeShutdownSignals?: string[] };
-  return (context.shutdownCleanupRefs?.size ?? 0) > 0 || (context.activeShutdownSignals?.length ?? 0) > 0;
 }
