@@ -4,6 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import { preProcessFile } from 'typescript';
 
 /**
  * Every lib is a real npm package: its imports are declared, and the tarball `npm pack` makes
@@ -61,6 +62,61 @@ describe('package manifests', () => {
     expect(missing).toEqual([]);
   });
 
+  /**
+   * Declared packages that no shipped file of a lib names in an import, and why each is needed all
+   * the same (`*`: every lib). Anything else declared and never imported is dead weight in every
+   * user's install.
+   */
+  const NEEDED_WITHOUT_IMPORT: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+    '*': {
+      'reflect-metadata': "a peer of @nestjs/common: Nest's decorators read and write their metadata through it at run time",
+    },
+    health: {
+      '@grpc/grpc-js': "optional: Nest's gRPC transport (grpc: true) and terminus' gRPC indicator (grpcCheck) load it by name",
+      '@grpc/proto-loader': "optional: Nest's gRPC transport and terminus' gRPC indicator load it by name, with @grpc/grpc-js",
+      '@nestjs/typeorm': "optional: terminus' TypeOrmHealthIndicator, which typeOrmCheck runs, loads it by name",
+      typeorm: "optional: terminus' TypeOrmHealthIndicator requires it next to @nestjs/typeorm",
+    },
+    logging: {
+      'pino-http': 'a required peer of nestjs-pino, which loads it as soon as nestjs-pino itself is loaded',
+      rxjs: 'a required peer of nestjs-pino',
+    },
+  };
+
+  /** The packages the lib's shipped files import (statically, by `import()` or by `require()`), type-only imports included. */
+  function shippedImports(lib: string): Set<string> {
+    const files = sourceFiles(join(ROOT, 'libs', lib, 'src')).filter(
+      (file) => !file.endsWith('.spec-helper.ts') && !relative(ROOT, file).split(/[\\/]/).includes('testing'),
+    );
+    const names = new Set<string>();
+    for (const file of files) {
+      for (const { fileName } of preProcessFile(readFileSync(file, 'utf8'), true, true).importedFiles) {
+        if (!fileName.startsWith('.') && !fileName.startsWith('node:') && !builtinModules.includes(fileName)) {
+          names.add(packageNameOf(fileName));
+        }
+      }
+    }
+    return names;
+  }
+
+  it.each(LIBS)('libs/%s declares no package its source never imports, unless a reason is listed here', (lib) => {
+    const m = manifest(lib);
+    const imported = shippedImports(lib);
+    const excused = { ...NEEDED_WITHOUT_IMPORT['*'], ...NEEDED_WITHOUT_IMPORT[lib] };
+    const declared = [
+      ...Object.keys(m.dependencies ?? {}).map((name) => ({ name, kind: 'dependency' })),
+      ...Object.keys(m.peerDependencies ?? {}).map((name) => ({ name, kind: 'peer dependency' })),
+      ...Object.keys(m.optionalDependencies ?? {}).map((name) => ({ name, kind: 'optional dependency' })),
+    ];
+    const unused = declared
+      .filter(({ name }) => !imported.has(name) && !(name in excused))
+      .map(({ name, kind }) => `${kind} ${name}: nothing in libs/${lib}/src imports it`);
+    expect(unused).toEqual([]);
+    // The excuses stay true: each names a package the lib declares and does not import.
+    const stale = Object.keys(excused).filter((name) => imported.has(name) || !declared.some((d) => d.name === name));
+    expect(stale).toEqual([]);
+  });
+
   it.each(LIBS)('libs/%s is named @nest-rollout/<lib> with Nest 11 and 12 as peers', (lib) => {
     const m = manifest(lib);
     expect(m.name).toBe(`@nest-rollout/${lib}`);
@@ -71,43 +127,84 @@ describe('package manifests', () => {
   });
 });
 
-const OUTSIDE_APP = `
+/**
+ * An app as a user writes it from the README: the modules imported, nothing else — no
+ * `attachLifecycle(app)`, no `enableShutdownHooks()`. A warm-up task of 800 ms, a slow route.
+ */
+function outsideApp(adapter: 'express' | 'fastify', withLogging: boolean): string {
+  return `
 require('reflect-metadata');
-const { Controller, Get, Module } = require('@nestjs/common');
+const { Controller, Get, Injectable, Module, Query } = require('@nestjs/common');
 const { NestFactory } = require('@nestjs/core');
-const { LifecycleModule, attachLifecycle } = require('@nest-rollout/lifecycle');
+const { LifecycleModule, LifecycleService } = require('@nest-rollout/lifecycle');
 const { HealthModule } = require('@nest-rollout/health');
-const { LoggingModule, Logger } = require('@nest-rollout/logging');
+${withLogging ? "const { LoggingModule, Logger } = require('@nest-rollout/logging');" : ''}
+${adapter === 'fastify' ? "const { FastifyAdapter } = require('@nestjs/platform-fastify');" : ''}
 
-class HelloController { hello() { return { hello: 'world' }; } }
-Get()(HelloController.prototype, 'hello', Object.getOwnPropertyDescriptor(HelloController.prototype, 'hello'));
-Controller('hello')(HelloController);
+class HelloController {
+  hello() { return { hello: 'world' }; }
+  async slow(ms) { await new Promise((r) => setTimeout(r, Number(ms))); return { slow: true }; }
+}
+Get('hello')(HelloController.prototype, 'hello', Object.getOwnPropertyDescriptor(HelloController.prototype, 'hello'));
+Query('ms')(HelloController.prototype, 'slow', 0);
+Get('slow')(HelloController.prototype, 'slow', Object.getOwnPropertyDescriptor(HelloController.prototype, 'slow'));
+Controller()(HelloController);
+
+class CachePrimer {
+  constructor(lifecycle) { this.lifecycle = lifecycle; }
+  onModuleInit() {
+    this.lifecycle.registerWarmupTask({ name: 'cache.prime', run: () => new Promise((r) => setTimeout(r, 800)) });
+  }
+}
+Reflect.defineMetadata('design:paramtypes', [LifecycleService], CachePrimer);
+Injectable()(CachePrimer);
 
 class AppModule {}
 Module({
-  imports: [LoggingModule.forRoot(), LifecycleModule.forRoot({ drainDelayMs: 100, minReadyDelayMs: 0 }), HealthModule.forRoot()],
+  imports: [
+    ${withLogging ? 'LoggingModule.forRoot(),' : ''}
+    LifecycleModule.forRoot({ drainDelayMs: 2000, minReadyDelayMs: 0 }),
+    HealthModule.forRoot(),
+  ],
   controllers: [HelloController],
+  providers: [CachePrimer],
 })(AppModule);
 
 (async () => {
-  const app = await NestFactory.create(AppModule, { bufferLogs: true });
-  app.useLogger(app.get(Logger));
-  attachLifecycle(app);
+  const app = await NestFactory.create(AppModule${adapter === 'fastify' ? ', new FastifyAdapter()' : ''}, { bufferLogs: true });
+  ${withLogging ? 'app.useLogger(app.get(Logger));' : ''}
   await app.listen(0, '127.0.0.1');
   process.stdout.write(JSON.stringify({ port: app.getHttpServer().address().port }) + '\\n');
 })().catch((e) => { console.error(e); process.exit(1); });
 `;
+}
 
-function get(port: number, path: string): Promise<{ status: number; body: string }> {
+interface Reply {
+  status: number;
+  body: string;
+  connection: string | undefined;
+}
+
+function get(port: number, path: string): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
       let body = '';
       res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, connection: res.headers.connection }));
     });
     req.on('error', reject);
     req.end();
   });
+}
+
+/** Polls `path` until it answers `status`; fails after `timeoutMs` (a bound for a broken run, not a timing goal). */
+async function until(port: number, path: string, status: number, timeoutMs: number): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    if ((await get(port, path)).status === status) return Date.now() - started;
+    if (Date.now() - started > timeoutMs) throw new Error(`${path} did not answer ${status} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 describe('packed tarballs outside the repository', () => {
@@ -136,14 +233,19 @@ describe('packed tarballs outside the repository', () => {
     }
   });
 
-  for (const nest of ['11', '12']) {
-    it(`installs into a Nest ${nest} app and serves, turns ready and drains`, async () => {
+  const CASES = [
+    { nest: '11', adapter: 'express', withLogging: true },
+    { nest: '12', adapter: 'fastify', withLogging: false },
+  ] as const;
+
+  for (const { nest, adapter, withLogging } of CASES) {
+    it(`Nest ${nest} + ${adapter}, the modules imported and nothing else: ready after warm-up, drains on SIGTERM, exits 0`, async () => {
       const appDir = mkdtempSync(join(tmpdir(), `nest-rollout-outside-nest${nest}-`));
       try {
         const dependencies: Record<string, string> = {
           '@nestjs/common': `^${nest}.0.0`,
           '@nestjs/core': `^${nest}.0.0`,
-          '@nestjs/platform-express': `^${nest}.0.0`,
+          [`@nestjs/platform-${adapter}`]: `^${nest}.0.0`,
           'reflect-metadata': '^0.2.0',
           rxjs: '^7.8.0',
         };
@@ -152,7 +254,7 @@ describe('packed tarballs outside the repository', () => {
           dependencies[name] = `file:${join(packDir, tarball)}`;
         }
         writeFileSync(join(appDir, 'package.json'), JSON.stringify({ name: 'outside-app', private: true, dependencies }, null, 2));
-        writeFileSync(join(appDir, 'main.js'), OUTSIDE_APP);
+        writeFileSync(join(appDir, 'main.js'), outsideApp(adapter, withLogging));
         execFileSync('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: appDir, stdio: 'pipe' });
         const installed = JSON.parse(readFileSync(join(appDir, 'node_modules/@nestjs/core/package.json'), 'utf8')) as { version: string };
         expect(installed.version.split('.')[0]).toBe(nest);
@@ -169,18 +271,25 @@ describe('packed tarballs outside the repository', () => {
             });
             child.once('exit', (code) => reject(new Error(`outside app exited with ${code}:\n${output}`)));
           });
-          expect(await get(port, '/hello')).toEqual({ status: 200, body: '{"hello":"world"}' });
-          const deadline = Date.now() + 10_000;
-          let ready = await get(port, '/health/ready');
-          while (ready.status !== 200 && Date.now() < deadline) {
-            await new Promise((r) => setTimeout(r, 50));
-            ready = await get(port, '/health/ready');
-          }
-          expect(ready.status).toBe(200);
           const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+
+          // Serving at once, ready only once the 800 ms warm-up task is over.
+          expect(await get(port, '/hello')).toMatchObject({ status: 200, body: '{"hello":"world"}' });
+          expect((await get(port, '/health/live')).status).toBe(200);
+          expect((await get(port, '/health/ready')).status).toBe(503);
+          await until(port, '/health/ready', 200, 10_000);
+
+          const slow = get(port, '/slow?ms=1000');
+          await new Promise((r) => setTimeout(r, 100));
           child.kill('SIGTERM');
+          // Readiness flips at once (the bound only guards against a drain that never starts).
+          expect(await until(port, '/health/ready', 503, 1_000)).toBeLessThan(1_000);
+          // A new request during the 2 s drain delay is served, and told to close its connection.
+          expect(await get(port, '/hello')).toEqual({ status: 200, body: '{"hello":"world"}', connection: 'close' });
+          expect(await slow).toMatchObject({ status: 200, body: '{"slow":true}' });
           expect(await exited).toBe(0);
-          expect(output).toContain('"event":"lifecycle.state_changed"');
+          if (withLogging) expect(output).toContain('"event":"lifecycle.state_changed"');
+          expect(output).toContain('lifecycle.attached');
         } finally {
           child.kill('SIGKILL');
         }
