@@ -29,10 +29,12 @@ import {
   RegistryStats,
   ServiceInstancesChange,
 } from '@nest-rollout/registry';
-import { parseExposition, valueOf } from '../libs/metrics/testing/metrics-app';
 import { ConsulTestServer } from './support/consul-test-server';
 import { EtcdServer } from './support/etcd';
+import { parseExposition, valueOf } from './support/exposition';
 import { accepts, freePort } from './support/ports';
+import { delay } from './support/process';
+import { waitUntil } from './support/wait';
 
 /**
  * The registry end to end, on both drivers: a real etcd (Debian's etcd-server) and, since no Consul
@@ -263,18 +265,12 @@ async function stopApps(): Promise<void> {
 
 // ---- helpers -----------------------------------------------------------------------------------
 
-async function waitUntil(condition: () => boolean | Promise<boolean>, what: string, timeoutMs: number, everyMs = 25): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await condition()) return Date.now();
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+/**
+ * How long a warming-up instance is watched for an early registration. A register call issued at
+ * boot lands on a loopback registry within milliseconds; the module's recorded states catch an early
+ * start whatever its timing, so this only has to cover a write already on its way.
+ */
+const NO_EARLY_REGISTRATION_WINDOW_MS = 300;
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout;
@@ -372,8 +368,14 @@ describe.each([etcdBackend, consulBackend])('registry with the $name driver', (b
     const b = await startApp(backend.options(registry, { register: false, discovery: { ...COMMON.discovery, onEmpty: 'accept' } }));
     const id = `${service}-${hostname()}-${a.port}`;
 
-    // Warm-up holds the instance in WARMING_UP: nothing in the registry, however long we look.
-    await sleep(1200);
+    // Each state of the module (its current one first) with the lifecycle's state at that moment:
+    // a registration started before READY shows here, however early it came.
+    const registryStates: { registry: RegistrationState; lifecycle: LifecycleState }[] = [];
+    a.registry.state$.subscribe((state) => registryStates.push({ registry: state, lifecycle: a.lifecycle.state }));
+
+    // Warm-up holds the instance in WARMING_UP: nothing in the registry while it lasts.
+    await waitUntil(() => a.lifecycle.state === LifecycleState.WARMING_UP, 'warm-up to begin', 5000);
+    await delay(NO_EARLY_REGISTRATION_WINDOW_MS);
     expect(a.lifecycle.state).toBe(LifecycleState.WARMING_UP);
     expect(a.registry.state).toBe(RegistrationState.WAITING_FOR_READY);
     expect(await registry.holds(service, id)).toBe(false);
@@ -384,6 +386,13 @@ describe.each([etcdBackend, consulBackend])('registry with the $name driver', (b
     const seenAt = await waitUntil(() => registry.holds(service, id), 'the registration', 5000);
     expect(readyAt).toBeGreaterThan(0);
     expect(seenAt).toBeGreaterThanOrEqual(readyAt);
+    // The registry may hold the entry a moment before the module has read its answer.
+    await waitUntil(() => a.registry.registered, 'the module to see its registration', 5000);
+    expect(registryStates.slice(0, 3)).toEqual([
+      { registry: RegistrationState.WAITING_FOR_READY, lifecycle: expect.any(String) },
+      { registry: RegistrationState.REGISTERING, lifecycle: LifecycleState.READY },
+      { registry: RegistrationState.REGISTERED, lifecycle: LifecycleState.READY },
+    ]);
     expect(a.registry.registration).toMatchObject({ id, name: service, address: '127.0.0.1', port: a.port, tags: ['green'] });
     expect(a.registry.registration?.meta).toMatchObject({ track: 'stable', color: 'default' });
     expect(a.logs.events(RegistryEvent.REGISTERED)).toHaveLength(1);
@@ -427,7 +436,7 @@ describe.each([etcdBackend, consulBackend])('registry with the $name driver', (b
         }
         if (!goneAt && !(await registry.holds(service, id))) goneAt = Date.now();
         if (!(await accepts(a.port))) closedAt = Date.now();
-        await sleep(20);
+        await delay(20);
       }
     })();
     const shutdown = a.shutdown();
@@ -548,6 +557,10 @@ describe.each([etcdBackend, consulBackend])('registry with the $name driver', (b
 });
 
 describe('registry with the consul driver and a TTL check', () => {
+  /** Heartbeats go every TTL / 3; 2 s keeps over a second of slack for a late one. */
+  const TTL_MS = 2000;
+  /** One TTL and a little: longer than the check lives without a heartbeat. */
+  const NO_TTL_EXPIRY_WINDOW_MS = TTL_MS + 250;
   let consul: ConsulTestServer;
   beforeAll(async () => {
     consul = await ConsulTestServer.start({ aclToken: 'secret-token' });
@@ -561,15 +574,25 @@ describe('registry with the consul driver and a TTL check', () => {
       ...COMMON,
       driver: 'consul',
       service,
-      consul: { url: consul.url, token: 'secret-token', check: { type: 'ttl', ttlMs: 3000 } },
+      consul: { url: consul.url, token: 'secret-token', check: { type: 'ttl', ttlMs: TTL_MS } },
       antiEntropyIntervalMs: 60_000,
     });
     await waitUntil(() => a.registry.registered, 'the registration', 5000);
     const id = a.registry.registration!.id;
-    await waitUntil(() => consul.checkStatus(`service:${id}`) === 'passing', 'the first heartbeat', 3000);
-    // Several TTLs' worth of time: it stays passing only because the heartbeats keep coming.
-    await sleep(3500);
-    expect(consul.checkStatus(`service:${id}`)).toBe('passing');
+    const checkId = `service:${id}`;
+    const heartbeatsSince = (since: number) =>
+      consul.requests.filter((r) => r.at >= since && decodeURIComponent(r.path) === `/v1/agent/check/pass/${checkId}`).length;
+    const firstPassAt = await waitUntil(() => consul.checkStatus(checkId) === 'passing', 'the first heartbeat', 3000);
+    // Past one whole TTL since the first heartbeat, the check would have expired had no heartbeat
+    // followed: it stays passing (watched all along) only because they keep coming.
+    const statuses = new Set<string | undefined>();
+    while (Date.now() - firstPassAt < NO_TTL_EXPIRY_WINDOW_MS) {
+      statuses.add(consul.checkStatus(checkId));
+      await delay(25);
+    }
+    statuses.add(consul.checkStatus(checkId));
+    expect([...statuses]).toEqual(['passing']);
+    expect(heartbeatsSince(firstPassAt)).toBeGreaterThanOrEqual(2);
 
     await consul.restart();
     // Anti-entropy is a minute away here: the heartbeat's 404 is what brings the entry back.

@@ -1,8 +1,10 @@
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { ADAPTERS, AppInstance, ensureFixturesBuilt, ROOT, SAMPLE_MAIN, startApp, startSample } from './support/apps';
+import { parseExposition, valueOf } from './support/exposition';
 import { httpGet, HttpAnswer } from './support/http';
-import { delay, logEvents, startProcess } from './support/process';
+import { logEvents, startProcess } from './support/process';
+import { waitUntil } from './support/wait';
 
 /**
  * The lifecycle end to end: the built sample as a child process, real signals, real sockets.
@@ -24,6 +26,12 @@ function get(url: string, agent: Agent): Promise<HttpAnswer> {
   });
 }
 
+/** Requests the sample is serving now, as its /metrics counts them (the scrape itself left out). */
+async function inFlight(app: AppInstance): Promise<number> {
+  const scrape = await httpGet(`${app.url}/metrics`);
+  return valueOf(parseExposition(scrape.body), 'http_requests_in_flight') ?? 0;
+}
+
 describe.each(ADAPTERS)('the sample on %s, stopped with SIGTERM', (adapter) => {
   let app: AppInstance | undefined;
   afterEach(async () => {
@@ -41,7 +49,7 @@ describe.each(ADAPTERS)('the sample on %s, stopped with SIGTERM', (adapter) => {
       expect(before.headers.connection).toBe('keep-alive');
 
       const slow = Array.from({ length: 5 }, () => get(`${app!.url}/demo/slow?ms=2500`, new Agent({ keepAlive: true })));
-      await delay(200);
+      await waitUntil(async () => (await inFlight(app!)) >= 5, 'the five slow requests to be in flight', 5000);
       const signalledAt = Date.now();
       app.process.signal('SIGTERM');
 
@@ -87,7 +95,7 @@ describe.each(ADAPTERS)('the sample on %s, stopped with SIGTERM', (adapter) => {
   it('exits at once with the cut requests logged when they outlive the shutdown timeout', async () => {
     app = await startSample({ name: `sample-${adapter}`, adapter, env: { DRAIN_DELAY_MS: '0', SHUTDOWN_TIMEOUT_MS: '300' } });
     const slow = get(`${app.url}/demo/slow?ms=10000`, new Agent()).catch((error: Error) => error);
-    await delay(200);
+    await waitUntil(async () => (await inFlight(app!)) >= 1, 'the slow request to be in flight', 5000);
     app.process.signal('SIGTERM');
     const exit = await app.process.waitForExit(8000);
     expect(exit.code).toBe(0);

@@ -115,7 +115,7 @@ describe('HealthModule', () => {
     await expect(compiling).rejects.toBeInstanceOf(HealthOptionsError);
     await expect(compiling).rejects.toMatchObject({
       code: 'HEALTH_INVALID_OPTIONS',
-      problems: [expect.stringMatching(/^intervalMs must be/), expect.stringMatching(/^readiness\[0\] \("db"\)\.run must be a function/)],
+      problems: [expect.stringMatching(/^intervalMs: must be/), expect.stringMatching(/^readiness\[0\]\.run: must be a function/)],
     });
   });
 

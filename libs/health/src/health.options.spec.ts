@@ -110,47 +110,68 @@ describe('resolveHealthOptions', () => {
     expect(Object.isFrozen(resolved.readiness[0])).toBe(true);
   });
 
+  const MS_FROM_1 = 'must be a whole number of milliseconds from 1 to 2147483647';
+
   it.each([
-    ['intervalMs', { intervalMs: 5 }, /intervalMs must be a whole number of milliseconds from 10/],
-    ['timeoutMs', { timeoutMs: 0 }, /timeoutMs must be a whole number of milliseconds from 1/],
-    ['timeoutMs', { timeoutMs: 1.5 }, /timeoutMs must be/],
-    ['maxAgeMs', { maxAgeMs: -1 }, /maxAgeMs must be/],
-    ['failureThreshold', { failureThreshold: 0 }, /failureThreshold must be a whole number from 1 to 1000/],
-    ['successThreshold', { successThreshold: '2' }, /successThreshold must be a whole number from 1 to 1000 \(got "2"\)/],
-    ['exposeState', { exposeState: 'yes' }, /exposeState must be a boolean/],
-    ['readiness', { readiness: {} }, /readiness must be an array of checks/],
-    ['readiness[0]', { readiness: [null] }, /readiness\[0\] must be a check object/],
-    ['readiness[0].name', { readiness: [{ name: 'has space', run: noop }] }, /readiness\[0\]\.name must be 1-63 letters/],
-    ['readiness[0].run', { readiness: [{ name: 'db', run: 'SELECT 1' }] }, /readiness\[0\] \("db"\)\.run must be a function/],
+    ['intervalMs', { intervalMs: 5 }, 'intervalMs: must be a whole number of milliseconds from 10 to 2147483647'],
+    ['timeoutMs', { timeoutMs: 0 }, `timeoutMs: ${MS_FROM_1}`],
+    ['timeoutMs', { timeoutMs: 1.5 }, `timeoutMs: ${MS_FROM_1}`],
+    ['maxAgeMs', { maxAgeMs: -1 }, `maxAgeMs: ${MS_FROM_1}`],
+    ['failureThreshold', { failureThreshold: 0 }, 'failureThreshold: must be a whole number from 1 to 1000'],
+    ['successThreshold', { successThreshold: '2' }, 'successThreshold: must be a whole number from 1 to 1000'],
+    ['exposeState', { exposeState: 'yes' }, 'exposeState: must be a boolean'],
+    ['readiness', { readiness: {} }, 'readiness: must be an array of checks'],
+    ['readiness[0]', { readiness: [null] }, "readiness[0]: must be a check object such as postgresCheck('database', { pool })"],
     [
-      'readiness[0].critical',
-      { readiness: [{ name: 'db', run: noop, critical: 'no' }] },
-      /readiness\[0\] \("db"\)\.critical must be a boolean/,
+      'readiness[0].name',
+      { readiness: [{ name: 'has space', run: noop }] },
+      'readiness[0].name: must be 1-63 letters, digits, "_", "-" or "."',
     ],
-    ['readiness[0].timeoutMs', { readiness: [{ name: 'db', run: noop, timeoutMs: -5 }] }, /readiness\[0\] \("db"\)\.timeoutMs must be/],
+    [
+      'readiness[0].run',
+      { readiness: [{ name: 'db', run: 'SELECT 1' }] },
+      'readiness[0].run: must be a function that resolves when the dependency is up and throws when it is down',
+    ],
+    ['readiness[0].critical', { readiness: [{ name: 'db', run: noop, critical: 'no' }] }, 'readiness[0].critical: must be a boolean'],
+    ['readiness[0].timeoutMs', { readiness: [{ name: 'db', run: noop, timeoutMs: -5 }] }, `readiness[0].timeoutMs: ${MS_FROM_1}`],
     [
       'readiness[0].dependency',
       { readiness: [{ name: 'db', run: noop, dependency: '' }] },
-      /readiness\[0\] \("db"\)\.dependency must be a non-empty string/,
+      'readiness[0].dependency: must be a non-empty string',
     ],
-    ['management', { management: 9000 }, /management must be an object such as \{ port: 9000 \}/],
-    ['management.port', { management: { port: 70000 } }, /management\.port must be a port number from 0 to 65535/],
-    ['management.host', { management: { port: 1, host: '' } }, /management\.host must be a non-empty/],
-    ['management.alsoOnAppPort', { management: { port: 1, alsoOnAppPort: 1 } }, /management\.alsoOnAppPort must be a boolean/],
+    ['management', { management: 9000 }, 'management: must be an object such as { port: 9000 }'],
+    ['management.port', { management: { port: 70000 } }, 'management.port: must be a port number from 0 to 65535'],
+    ['management.host', { management: { port: 1, host: '' } }, 'management.host: must be a non-empty host name or address'],
+    ['management.alsoOnAppPort', { management: { port: 1, alsoOnAppPort: 1 } }, 'management.alsoOnAppPort: must be a boolean'],
     [
       'management.routes',
       { management: { port: 1, routes: [{ path: 'metrics', handle: noop }] } },
-      /management\.routes\[0\]: path must start with "\/"/,
+      'management.routes[0].path: must start with "/" and hold only URL path characters',
     ],
-    ['redact', { redact: ['abc'] }, /redact\[0\] must be at least 4 characters long/],
-    ['grpcServices', { grpcServices: ['not a name'] }, /grpcServices\[0\] must be a gRPC service name/],
+    ['redact', { redact: ['abc'] }, 'redact[0]: must be at least 4 characters long'],
+    ['grpcServices', { grpcServices: ['not a name'] }, 'grpcServices[0]: must be a gRPC service name such as "orders.v1.Orders"'],
   ])('rejects an invalid %s with a message naming it', (_field, options, message) => {
-    expect(problemsOf(options).join('\n')).toMatch(message);
+    expect(problemsOf(options)).toEqual([message]);
+  });
+
+  it('rejects an unknown option, at the top level and inside a check or the management server, naming its path', () => {
+    expect(problemsOf({ intervalMS: 1000 })).toEqual(['intervalMS: unknown option (did you mean "intervalMs"?)']);
+    expect(
+      problemsOf({
+        readiness: [
+          { name: 'db', run: noop },
+          { name: 'cache', run: noop, timeout: 500 },
+        ],
+      }),
+    ).toEqual([expect.stringMatching(/^readiness\[1\]\.timeout: unknown option/)]);
+    expect(problemsOf({ management: { port: 9000, hostname: 'localhost' } })).toEqual([
+      expect.stringMatching(/^management\.hostname: unknown option/),
+    ]);
   });
 
   it('rejects a check named like one of the probes’ own indicators', () => {
     expect(problemsOf({ readiness: [{ name: 'lifecycle', run: noop }] })).toEqual([
-      'readiness[0] ("lifecycle").name "lifecycle" is reserved for the probes\' own indicators; choose another',
+      'readiness[0].name: "lifecycle" is reserved for the probes\' own indicators; choose another',
     ]);
   });
 
@@ -162,12 +183,45 @@ describe('resolveHealthOptions', () => {
           { name: 'db', run: noop },
         ],
       }),
-    ).toEqual(['readiness[1] ("db").name is used twice; check names are keys in the probe body and must be unique']);
+    ).toEqual(['readiness[1].name: is used twice (also readiness[0].name); check names are keys in the probe body and must be unique']);
+  });
+
+  it('reports a duplicate name alongside problems of other checks and options', () => {
+    expect(
+      problemsOf({
+        timeoutMs: 0,
+        readiness: [
+          { name: 'db', run: noop },
+          { name: 'db', run: 'SELECT 1', critical: 'yes' },
+        ],
+      }),
+    ).toEqual([
+      `timeoutMs: ${MS_FROM_1}`,
+      'readiness[1].run: must be a function that resolves when the dependency is up and throws when it is down',
+      'readiness[1].critical: must be a boolean',
+      'readiness[1].name: is used twice (also readiness[0].name); check names are keys in the probe body and must be unique',
+    ]);
   });
 
   it('rejects a maxAgeMs under a check’s interval + timeout, naming the check', () => {
     expect(problemsOf({ maxAgeMs: 1000, intervalMs: 1000, timeoutMs: 500, readiness: [{ name: 'db', run: noop }] })).toEqual([
-      'maxAgeMs (1000) is shorter than readiness[0] ("db")\'s intervalMs + timeoutMs (1000 + 500 = 1500): its results would turn stale between two normal runs; raise maxAgeMs or shorten the interval',
+      'maxAgeMs: shorter than readiness[0] ("db")\'s intervalMs + timeoutMs (1000 + 500 = 1500): its results would turn stale between two normal runs; raise maxAgeMs or shorten the interval',
+    ]);
+  });
+
+  it('checks maxAgeMs against a check’s own timings, even when another option is rejected', () => {
+    expect(
+      problemsOf({
+        maxAgeMs: 20_000,
+        exposeState: 1,
+        readiness: [
+          { name: 'db', run: noop },
+          { name: 'batch', run: noop, intervalMs: 30_000 },
+        ],
+      }),
+    ).toEqual([
+      'exposeState: must be a boolean',
+      expect.stringMatching(/^maxAgeMs: shorter than readiness\[1\] \("batch"\)'s intervalMs \+ timeoutMs \(30000 \+ 1000 = 31000\)/),
     ]);
   });
 
@@ -179,9 +233,17 @@ describe('resolveHealthOptions', () => {
     );
   });
 
-  it('never echoes a secret it rejects', () => {
-    const problems = problemsOf({ redact: ['pw'], management: { port: 1, host: 42 } });
-    expect(problems.join('\n')).not.toContain('pw');
+  it('never echoes a value it rejects, which may be a secret', () => {
+    const secret = 's3cr3t-Pa55';
+    const problems = problemsOf({
+      redact: ['pw'],
+      management: { port: 1, host: 42 },
+      readiness: [{ name: `postgres://app:${secret}@db/orders`, run: secret, dependency: 42 }],
+      grpcServices: [`token=${secret}`],
+      password: secret,
+    });
+    expect(problems).toHaveLength(7);
+    expect(problems.join('\n')).not.toMatch(/pw|s3cr3t|42/);
   });
 
   it('rejects options that are not an object', () => {
@@ -195,6 +257,6 @@ describe('validateHealthPath', () => {
   });
 
   it('rejects a path that is not a URL path', () => {
-    expect(() => validateHealthPath('../x?y')).toThrow(/path must be a URL path such as "health"/);
+    expect(() => validateHealthPath('../x?y')).toThrow(/path: must be a URL path such as "health"/);
   });
 });

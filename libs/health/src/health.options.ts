@@ -1,113 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { describeOptionIssues, parseModuleOptions } from '@nest-rollout/lifecycle';
+import { z } from 'zod';
 import type { HealthCheckDefinition, ResolvedHealthCheck } from './health.check';
 import { HealthIndicatorKey } from './health.constants';
 import { HealthOptionsError } from './health.errors';
-
-/** An extra route of the management server, e.g. `/metrics` from another module. */
-export interface ManagementRoute {
-  /** @default 'GET' (HEAD is answered by GET routes) */
-  readonly method?: 'GET' | 'POST' | 'PUT' | 'DELETE';
-  /** Exact path, starting with `/`. */
-  readonly path: string;
-  /** Plain Node handler: the management server is framework-free, so it works under either adapter. */
-  handle(req: IncomingMessage, res: ServerResponse): unknown;
-}
-
-/** A separate HTTP server for the probes (and `/metrics`), so the public ingress exposes neither. */
-export interface HealthManagementOptions {
-  /** Port of the management server; `0` takes a free one (see `ManagementServer.address()`). */
-  port: number;
-  /**
-   * Address to bind. The kubelet probes the pod IP, so loopback only suits probes from the same host.
-   * @default '0.0.0.0'
-   */
-  host?: string;
-  /**
-   * Also serve the probes on the application's own port (they answer 404 there otherwise).
-   * @default false
-   */
-  alsoOnAppPort?: boolean;
-  /** Extra routes; more can be added at run time with `ManagementServer.addRoute()`. */
-  routes?: ManagementRoute[];
-}
-
-/** Options of `HealthModule.forRoot()`; every field is optional. */
-export interface HealthModuleOptions {
-  /**
-   * Put the lifecycle state (`STARTING`, `READY`, `DRAINING`, ...) in every probe body, so that
-   * an operator can tell "draining" from "a dependency is down" at a glance.
-   * @default true
-   */
-  exposeState?: boolean;
-  /**
-   * Dependency checks behind `/health/ready`. They run in the background; the probe answers from
-   * their latest results and never runs a check itself.
-   * @default []
-   */
-  readiness?: HealthCheckDefinition[];
-  /**
-   * Time between the starts of two runs of a check.
-   * @default 5000
-   */
-  intervalMs?: number;
-  /**
-   * Timeout of one run of a check; a hung dependency is reported down once it passes.
-   * @default 1000
-   */
-  timeoutMs?: number;
-  /**
-   * A result older than this counts as down (kind `stale`): the safety net for a scheduler that
-   * stopped running. Must be at least `intervalMs + timeoutMs` of every check, the longest normal
-   * gap between two results.
-   * @default per check, the larger of 2 * intervalMs + timeoutMs and intervalMs + timeoutMs + 10000
-   */
-  maxAgeMs?: number;
-  /**
-   * Consecutive failures before an up check is reported down (damping for flapping dependencies).
-   * @default 1
-   */
-  failureThreshold?: number;
-  /**
-   * Consecutive successes before a down check is reported up again.
-   * @default 1
-   */
-  successThreshold?: number;
-  /** Serve the probes on a separate port. Off by default. */
-  management?: HealthManagementOptions;
-  /**
-   * Values to mask in failure messages and logs (passwords, tokens); credentials inside URLs and
-   * `password=`-style pairs are masked anyway. `urlSecrets(process.env.DATABASE_URL)` helps.
-   * @default []
-   */
-  redact?: string[];
-  /**
-   * gRPC service names that the grpc.health.v1 service answers for (besides `''`, `liveness`,
-   * `readiness` and `startup`); each follows readiness.
-   * @default []
-   */
-  grpcServices?: string[];
-}
-
-export interface ResolvedManagementOptions {
-  readonly port: number;
-  readonly host: string;
-  readonly alsoOnAppPort: boolean;
-  readonly routes: readonly ManagementRoute[];
-}
-
-export interface ResolvedHealthOptions {
-  readonly exposeState: boolean;
-  readonly readiness: readonly ResolvedHealthCheck[];
-  readonly intervalMs: number;
-  readonly timeoutMs: number;
-  /** `undefined`: each check derives its own (see `HealthModuleOptions.maxAgeMs`). */
-  readonly maxAgeMs: number | undefined;
-  readonly failureThreshold: number;
-  readonly successThreshold: number;
-  readonly management: ResolvedManagementOptions | undefined;
-  readonly redact: readonly string[];
-  readonly grpcServices: readonly string[];
-}
 
 export const DEFAULT_HEALTH_OPTIONS = {
   exposeState: true,
@@ -137,181 +33,294 @@ export function defaultMaxAgeMs(intervalMs: number, timeoutMs: number): number {
 
 /** setTimeout's limit; longer values fire at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-const CHECK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 const RESERVED_NAMES: readonly string[] = Object.values(HealthIndicatorKey);
-const GRPC_SERVICE_NAME = /^[A-Za-z_][A-Za-z0-9_.]*$/;
 
-/** Merges the input with the defaults once and validates it; every problem is reported together. */
-export function resolveHealthOptions(input: HealthModuleOptions = {}): ResolvedHealthOptions {
-  if (input === null || typeof input !== 'object') throw new HealthOptionsError(['options must be an object']);
-  const problems: string[] = [];
-  const d = DEFAULT_HEALTH_OPTIONS;
+const BOOLEAN = 'must be a boolean';
+const COUNT = 'must be a whole number from 1 to 1000';
+const NON_EMPTY_STRING = 'must be a non-empty string';
+const CHECK_NAME = 'must be 1-63 letters, digits, "_", "-" or "."';
+const PORT = 'must be a port number from 0 to 65535';
+const HOST = 'must be a non-empty host name or address';
+const ROUTE_PATH = 'must start with "/" and hold only URL path characters';
+const REDACT = 'must be at least 4 characters long';
+const GRPC_SERVICE = 'must be a gRPC service name such as "orders.v1.Orders"';
+const HEALTH_PATH = 'must be a URL path such as "health" or "ops/health"';
 
-  if (input.exposeState !== undefined && typeof input.exposeState !== 'boolean') {
-    problems.push(`exposeState must be a boolean (got ${show(input.exposeState)})`);
-  }
-  const intervalMs = wholeMs(problems, 'intervalMs', input.intervalMs, 10) ?? d.intervalMs;
-  const timeoutMs = wholeMs(problems, 'timeoutMs', input.timeoutMs, 1) ?? d.timeoutMs;
-  const maxAgeMs = wholeMs(problems, 'maxAgeMs', input.maxAgeMs, 1);
-  const failureThreshold = count(problems, 'failureThreshold', input.failureThreshold) ?? d.failureThreshold;
-  const successThreshold = count(problems, 'successThreshold', input.successThreshold) ?? d.successThreshold;
+/**
+ * Rules across fields run even when other options were rejected, so that every problem shows at
+ * once; only a value that is not an object (or array) at all skips them.
+ */
+const EVEN_WITH_OTHER_PROBLEMS = { when: (payload: z.core.ParsePayload) => !payload.issues.some(isRootTypeIssue) };
 
-  const readiness: ResolvedHealthCheck[] = [];
-  if (input.readiness !== undefined && !Array.isArray(input.readiness)) {
-    problems.push(`readiness must be an array of checks (got ${show(input.readiness)})`);
-  }
-  const seen = new Set<string>();
-  (Array.isArray(input.readiness) ? input.readiness : []).forEach((check, index) => {
-    const at = `readiness[${index}]`;
-    if (check === null || typeof check !== 'object') {
-      problems.push(`${at} must be a check object such as postgresCheck('database', { pool }) (got ${show(check)})`);
+function isRootTypeIssue(issue: z.core.$ZodRawIssue): boolean {
+  return issue.code === 'invalid_type' && !issue.path?.length;
+}
+
+/** Whether the option at `path`, or one holding it, was rejected: its value must not be read then. */
+function rejected(ctx: z.RefinementCtx<unknown>, ...path: PropertyKey[]): boolean {
+  return ctx.issues.some(
+    (issue) => issue.code !== 'unrecognized_keys' && (issue.path ?? []).every((part, index) => index < path.length && part === path[index]),
+  );
+}
+
+const isFunction = (value: unknown): boolean => typeof value === 'function';
+/** `z.custom` aborts the whole parse by default, which would skip the rules across fields. */
+const NOT_ABORTING = { abort: false } as const;
+
+/** A timer setting: whole milliseconds that setTimeout honours. */
+function milliseconds(min: number) {
+  const error = `must be a whole number of milliseconds from ${min} to ${MAX_TIMER_MS}`;
+  return z.int({ error }).min(min, { error }).max(MAX_TIMER_MS, { error });
+}
+
+const count = z.int({ error: COUNT }).min(1, { error: COUNT }).max(1000, { error: COUNT });
+const nonEmptyString = z.string({ error: NON_EMPTY_STRING }).regex(/\S/, { error: NON_EMPTY_STRING });
+
+const healthCheckSchema = z.strictObject(
+  {
+    /** Key of the check in the probe body and the logs: letters, digits, `_`, `-`, `.`. */
+    name: z
+      .string({ error: CHECK_NAME })
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, { error: CHECK_NAME })
+      .refine((name) => !RESERVED_NAMES.includes(name), {
+        // Echoes one of the probes' own indicator names, never a value of the user's.
+        error: (issue) => `"${String(issue.input)}" is reserved for the probes' own indicators; choose another`,
+      }),
+    /**
+     * What the check depends on (`postgres`, `redis`, `http`, ...), named in failure details.
+     * @default 'custom'
+     */
+    dependency: nonEmptyString.default('custom'),
+    /** Resolves when the dependency is up, throws when it is down. */
+    run: z.custom<HealthCheckDefinition['run']>(isFunction, {
+      ...NOT_ABORTING,
+      error: 'must be a function that resolves when the dependency is up and throws when it is down',
+    }),
+    /**
+     * A run that takes longer is reported down (kind `timeout`) and its signal aborted.
+     * @default the module's `timeoutMs`
+     */
+    timeoutMs: milliseconds(1).optional(),
+    /**
+     * A critical check that is down makes the instance unready; a non-critical one is reported
+     * (`degraded` in the body) while the instance stays ready.
+     * @default true
+     */
+    critical: z.boolean({ error: BOOLEAN }).default(true),
+    /** @default the module's `intervalMs` */
+    intervalMs: milliseconds(10).optional(),
+    /** @default the module's `failureThreshold` */
+    failureThreshold: count.optional(),
+    /** @default the module's `successThreshold` */
+    successThreshold: count.optional(),
+  },
+  { error: "must be a check object such as postgresCheck('database', { pool })" },
+);
+
+const managementRouteSchema = z.strictObject(
+  {
+    /** @default 'GET' (HEAD is answered by GET routes) */
+    method: z.enum(['GET', 'POST', 'PUT', 'DELETE'], { error: 'must be GET, POST, PUT or DELETE' }).optional(),
+    /** Exact path, starting with `/`. */
+    path: z.string({ error: ROUTE_PATH }).regex(/^\/[A-Za-z0-9_\-./]*$/, { error: ROUTE_PATH }),
+    /** Plain Node handler: the management server is framework-free, so it works under either adapter. */
+    handle: z.custom<(req: IncomingMessage, res: ServerResponse) => unknown>(isFunction, {
+      ...NOT_ABORTING,
+      error: 'must be a function (req, res) => void',
+    }),
+  },
+  { error: 'must be an object { path, handle }' },
+);
+
+/** A separate HTTP server for the probes (and `/metrics`), so the public ingress exposes neither. */
+const managementSchema = z.strictObject(
+  {
+    /** Port of the management server; `0` takes a free one (see `ManagementServer.address()`). */
+    port: z.int({ error: PORT }).min(0, { error: PORT }).max(65535, { error: PORT }),
+    /**
+     * Address to bind. The kubelet probes the pod IP, so loopback only suits probes from the same host.
+     * @default '0.0.0.0'
+     */
+    host: z.string({ error: HOST }).regex(/\S/, { error: HOST }).default(DEFAULT_HEALTH_OPTIONS.managementHost),
+    /**
+     * Also serve the probes on the application's own port (they answer 404 there otherwise).
+     * @default false
+     */
+    alsoOnAppPort: z.boolean({ error: BOOLEAN }).default(false),
+    /**
+     * Extra routes; more can be added at run time with `ManagementServer.addRoute()`.
+     * @default []
+     */
+    routes: z.array(managementRouteSchema, { error: 'must be an array of { path, handle }' }).default(() => []),
+  },
+  { error: 'must be an object such as { port: 9000 }' },
+);
+
+/** Options of `HealthModule.forRoot()`, before the defaults. */
+const healthOptionsObject = z.strictObject({
+  /**
+   * Put the lifecycle state (`STARTING`, `READY`, `DRAINING`, ...) in every probe body, so that
+   * an operator can tell "draining" from "a dependency is down" at a glance.
+   * @default true
+   */
+  exposeState: z.boolean({ error: BOOLEAN }).default(DEFAULT_HEALTH_OPTIONS.exposeState),
+  /**
+   * Time between the starts of two runs of a check.
+   * @default 5000
+   */
+  intervalMs: milliseconds(10).default(DEFAULT_HEALTH_OPTIONS.intervalMs),
+  /**
+   * Timeout of one run of a check; a hung dependency is reported down once it passes.
+   * @default 1000
+   */
+  timeoutMs: milliseconds(1).default(DEFAULT_HEALTH_OPTIONS.timeoutMs),
+  /**
+   * A result older than this counts as down (kind `stale`): the safety net for a scheduler that
+   * stopped running. Must be at least `intervalMs + timeoutMs` of every check, the longest normal
+   * gap between two results.
+   * @default per check, the larger of 2 * intervalMs + timeoutMs and intervalMs + timeoutMs + 10000
+   */
+  maxAgeMs: milliseconds(1).optional(),
+  /**
+   * Consecutive failures before an up check is reported down (damping for flapping dependencies).
+   * @default 1
+   */
+  failureThreshold: count.default(DEFAULT_HEALTH_OPTIONS.failureThreshold),
+  /**
+   * Consecutive successes before a down check is reported up again.
+   * @default 1
+   */
+  successThreshold: count.default(DEFAULT_HEALTH_OPTIONS.successThreshold),
+  /**
+   * Dependency checks behind `/health/ready`. They run in the background; the probe answers from
+   * their latest results and never runs a check itself.
+   * @default []
+   */
+  readiness: z
+    .array(healthCheckSchema, { error: 'must be an array of checks' })
+    .superRefine(checkNamesAreUnique, EVEN_WITH_OTHER_PROBLEMS)
+    .default(() => []),
+  /** Serve the probes on a separate port. Off by default. */
+  management: managementSchema.optional(),
+  /**
+   * Values to mask in failure messages and logs (passwords, tokens); credentials inside URLs and
+   * `password=`-style pairs are masked anyway. `urlSecrets(process.env.DATABASE_URL)` helps.
+   * @default []
+   */
+  redact: z.array(z.string({ error: REDACT }).min(4, { error: REDACT }), { error: 'must be an array of strings' }).default(() => []),
+  /**
+   * gRPC service names that the grpc.health.v1 service answers for (besides `''`, `liveness`,
+   * `readiness` and `startup`); each follows readiness.
+   * @default []
+   */
+  grpcServices: z
+    .array(z.string({ error: GRPC_SERVICE }).regex(/^[A-Za-z_][A-Za-z0-9_.]*$/, { error: GRPC_SERVICE }), {
+      error: 'must be an array of strings',
+    })
+    .default(() => []),
+});
+
+type ParsedHealthCheck = z.output<typeof healthCheckSchema>;
+type ParsedHealthOptions = z.output<typeof healthOptionsObject>;
+
+function checkNamesAreUnique(checks: ParsedHealthCheck[], ctx: z.RefinementCtx<ParsedHealthCheck[]>): void {
+  const firstIndex = new Map<string, number>();
+  checks.forEach((check, index) => {
+    if (rejected(ctx, index, 'name')) return;
+    const first = firstIndex.get(check.name);
+    if (first === undefined) {
+      firstIndex.set(check.name, index);
       return;
     }
-    const label = typeof check.name === 'string' && CHECK_NAME.test(check.name) ? `${at} ("${check.name}")` : at;
-    if (typeof check.name !== 'string' || !CHECK_NAME.test(check.name)) {
-      problems.push(`${at}.name must be 1-63 letters, digits, "_", "-" or "." (got ${show(check.name)})`);
-    } else if (RESERVED_NAMES.includes(check.name)) {
-      problems.push(`${label}.name "${check.name}" is reserved for the probes' own indicators; choose another`);
-    } else if (seen.has(check.name)) {
-      problems.push(`${label}.name is used twice; check names are keys in the probe body and must be unique`);
-    } else {
-      seen.add(check.name);
-    }
-    if (typeof check.run !== 'function') problems.push(`${label}.run must be a function (got ${show(check.run)})`);
-    if (check.dependency !== undefined && (typeof check.dependency !== 'string' || check.dependency.trim() === '')) {
-      problems.push(`${label}.dependency must be a non-empty string (got ${show(check.dependency)})`);
-    }
-    if (check.critical !== undefined && typeof check.critical !== 'boolean') {
-      problems.push(`${label}.critical must be a boolean (got ${show(check.critical)})`);
-    }
-    const resolved: ResolvedHealthCheck = {
-      name: check.name,
-      dependency: check.dependency ?? 'custom',
-      run: check.run,
-      timeoutMs: wholeMs(problems, `${label}.timeoutMs`, check.timeoutMs, 1) ?? timeoutMs,
-      critical: check.critical ?? true,
-      intervalMs: wholeMs(problems, `${label}.intervalMs`, check.intervalMs, 10) ?? intervalMs,
-      maxAgeMs: 0,
-      failureThreshold: count(problems, `${label}.failureThreshold`, check.failureThreshold) ?? failureThreshold,
-      successThreshold: count(problems, `${label}.successThreshold`, check.successThreshold) ?? successThreshold,
-    };
-    const minAgeMs = resolved.intervalMs + resolved.timeoutMs;
-    if (maxAgeMs !== undefined && maxAgeMs < minAgeMs) {
-      problems.push(
-        `maxAgeMs (${maxAgeMs}) is shorter than ${label}'s intervalMs + timeoutMs (${resolved.intervalMs} + ${resolved.timeoutMs} = ${minAgeMs}): ` +
-          'its results would turn stale between two normal runs; raise maxAgeMs or shorten the interval',
-      );
-    }
-    readiness.push({ ...resolved, maxAgeMs: maxAgeMs ?? defaultMaxAgeMs(resolved.intervalMs, resolved.timeoutMs) });
-  });
-
-  const management = resolveManagement(problems, input.management);
-  const redact = stringList(problems, 'redact', input.redact, (s) => s.length >= 4, 'at least 4 characters long');
-  const grpcServices = stringList(
-    problems,
-    'grpcServices',
-    input.grpcServices,
-    (s) => GRPC_SERVICE_NAME.test(s),
-    'a gRPC service name such as "orders.v1.Orders"',
-  );
-
-  if (problems.length > 0) throw new HealthOptionsError(problems);
-  return Object.freeze({
-    exposeState: input.exposeState ?? d.exposeState,
-    readiness: Object.freeze(readiness.map((c) => Object.freeze(c))),
-    intervalMs,
-    timeoutMs,
-    maxAgeMs,
-    failureThreshold,
-    successThreshold,
-    management,
-    redact,
-    grpcServices,
+    ctx.addIssue({
+      code: 'custom',
+      path: [index, 'name'],
+      message: `is used twice (also readiness[${first}].name); check names are keys in the probe body and must be unique`,
+    });
   });
 }
 
-function resolveManagement(problems: string[], input: HealthManagementOptions | undefined): ResolvedManagementOptions | undefined {
-  if (input === undefined) return undefined;
-  if (input === null || typeof input !== 'object') {
-    problems.push(`management must be an object such as { port: 9000 } (got ${show(input)})`);
-    return undefined;
-  }
-  if (!(Number.isInteger(input.port) && input.port >= 0 && input.port <= 65535)) {
-    problems.push(`management.port must be a port number from 0 to 65535 (got ${show(input.port)})`);
-  }
-  if (input.host !== undefined && (typeof input.host !== 'string' || input.host.trim() === '')) {
-    problems.push(`management.host must be a non-empty host name or address (got ${show(input.host)})`);
-  }
-  if (input.alsoOnAppPort !== undefined && typeof input.alsoOnAppPort !== 'boolean') {
-    problems.push(`management.alsoOnAppPort must be a boolean (got ${show(input.alsoOnAppPort)})`);
-  }
-  const routes = input.routes ?? [];
-  if (!Array.isArray(routes)) {
-    problems.push(`management.routes must be an array of { path, handle } (got ${show(routes)})`);
-  } else {
-    routes.forEach((route, index) => {
-      const problem = managementRouteProblem(route);
-      if (problem) problems.push(`management.routes[${index}]: ${problem}`);
+/** The timings a check runs with: its own, else the module's. */
+function checkTimings(check: ParsedHealthCheck, options: ParsedHealthOptions): { intervalMs: number; timeoutMs: number } {
+  return { intervalMs: check.intervalMs ?? options.intervalMs, timeoutMs: check.timeoutMs ?? options.timeoutMs };
+}
+
+/** A module-wide maxAgeMs must leave every check room for one normal gap between two results. */
+function checkMaxAge(options: ParsedHealthOptions, ctx: z.RefinementCtx<ParsedHealthOptions>): void {
+  const { maxAgeMs } = options;
+  if (maxAgeMs === undefined || ['maxAgeMs', 'intervalMs', 'timeoutMs', 'readiness'].some((field) => rejected(ctx, field))) return;
+  options.readiness.forEach((check, index) => {
+    if (rejected(ctx, 'readiness', index, 'intervalMs') || rejected(ctx, 'readiness', index, 'timeoutMs')) return;
+    const { intervalMs, timeoutMs } = checkTimings(check, options);
+    if (maxAgeMs >= intervalMs + timeoutMs) return;
+    const label = rejected(ctx, 'readiness', index, 'name') ? `readiness[${index}]` : `readiness[${index}] ("${check.name}")`;
+    ctx.addIssue({
+      code: 'custom',
+      path: ['maxAgeMs'],
+      message:
+        `shorter than ${label}'s intervalMs + timeoutMs (${intervalMs} + ${timeoutMs} = ${intervalMs + timeoutMs}): ` +
+        'its results would turn stale between two normal runs; raise maxAgeMs or shorten the interval',
     });
-  }
-  return Object.freeze({
-    port: input.port,
-    host: input.host ?? DEFAULT_HEALTH_OPTIONS.managementHost,
-    alsoOnAppPort: input.alsoOnAppPort ?? false,
-    routes: Object.freeze(Array.isArray(routes) ? [...routes] : []),
   });
+}
+
+function resolveCheck(check: ParsedHealthCheck, options: ParsedHealthOptions): ResolvedHealthCheck {
+  const { intervalMs, timeoutMs } = checkTimings(check, options);
+  return Object.freeze({
+    name: check.name,
+    dependency: check.dependency,
+    run: check.run,
+    timeoutMs,
+    critical: check.critical,
+    intervalMs,
+    maxAgeMs: options.maxAgeMs ?? defaultMaxAgeMs(intervalMs, timeoutMs),
+    failureThreshold: check.failureThreshold ?? options.failureThreshold,
+    successThreshold: check.successThreshold ?? options.successThreshold,
+  });
+}
+
+const healthOptionsSchema = healthOptionsObject.superRefine(checkMaxAge, EVEN_WITH_OTHER_PROBLEMS).transform((options) =>
+  Object.freeze({
+    ...options,
+    readiness: Object.freeze(options.readiness.map((check) => resolveCheck(check, options))),
+    // Present even when unset, so that every option shows in the resolved object; `undefined`:
+    // each check derives its own.
+    maxAgeMs: options.maxAgeMs,
+    management: options.management && Object.freeze({ ...options.management, routes: Object.freeze(options.management.routes) }),
+    redact: Object.freeze(options.redact),
+    grpcServices: Object.freeze(options.grpcServices),
+  }),
+);
+
+/** Options of `HealthModule.forRoot()`; every field is optional. */
+export type HealthModuleOptions = z.input<typeof healthOptionsSchema>;
+/** The options after one merge with the defaults, as `HEALTH_OPTIONS` provides them. */
+export type ResolvedHealthOptions = z.output<typeof healthOptionsSchema>;
+/** A separate HTTP server for the probes (and `/metrics`), so the public ingress exposes neither. */
+export type HealthManagementOptions = z.input<typeof managementSchema>;
+export type ResolvedManagementOptions = NonNullable<ResolvedHealthOptions['management']>;
+/** An extra route of the management server, e.g. `/metrics` from another module. */
+export type ManagementRoute = z.input<typeof managementRouteSchema>;
+
+/** Merges the input with the defaults once and validates it; every problem is reported together. */
+export function resolveHealthOptions(input: HealthModuleOptions = {}): ResolvedHealthOptions {
+  return parseModuleOptions(healthOptionsSchema, input, (problems) => new HealthOptionsError(problems));
 }
 
 /** Why a management route is unusable, or undefined; shared with `ManagementServer.addRoute()`. */
 export function managementRouteProblem(route: ManagementRoute): string | undefined {
-  if (route === null || typeof route !== 'object') return `must be an object { path, handle } (got ${show(route)})`;
-  if (typeof route.path !== 'string' || !/^\/[A-Za-z0-9_\-./]*$/.test(route.path)) {
-    return `path must start with "/" and hold only URL path characters (got ${show(route.path)})`;
-  }
-  if (route.method !== undefined && !['GET', 'POST', 'PUT', 'DELETE'].includes(route.method)) {
-    return `method must be GET, POST, PUT or DELETE (got ${show(route.method)})`;
-  }
-  if (typeof route.handle !== 'function') return `handle must be a function (req, res) => void (got ${show(route.handle)})`;
-  return undefined;
+  const result = managementRouteSchema.safeParse(route);
+  return result.success ? undefined : describeOptionIssues(result.error.issues, managementRouteSchema).join('; ');
 }
+
+const healthPathSchema = z.strictObject({
+  path: z
+    .string({ error: HEALTH_PATH })
+    .regex(/^[A-Za-z0-9_\-/]+$/, { error: HEALTH_PATH })
+    .regex(/[^/]/, { error: HEALTH_PATH })
+    .transform((path) => path.replace(/^\/+|\/+$/g, '')),
+});
 
 export function validateHealthPath(path: unknown): string {
-  if (typeof path !== 'string' || !/^[A-Za-z0-9_\-/]+$/.test(path) || path.replace(/\//g, '') === '') {
-    throw new HealthOptionsError([`path must be a URL path such as "health" or "ops/health" (got ${show(path)})`]);
-  }
-  return path.replace(/^\/+|\/+$/g, '');
-}
-
-function wholeMs(problems: string[], field: string, value: unknown, min: number): number | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value === 'number' && Number.isInteger(value) && value >= min && value <= MAX_TIMER_MS) return value;
-  problems.push(`${field} must be a whole number of milliseconds from ${min} to ${MAX_TIMER_MS} (got ${show(value)})`);
-  return undefined;
-}
-
-function count(problems: string[], field: string, value: unknown): number | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= 1000) return value;
-  problems.push(`${field} must be a whole number from 1 to 1000 (got ${show(value)})`);
-  return undefined;
-}
-
-function stringList(problems: string[], field: string, value: unknown, ok: (s: string) => boolean, what: string): readonly string[] {
-  if (value === undefined) return Object.freeze([]);
-  if (!Array.isArray(value)) {
-    problems.push(`${field} must be an array of strings (got ${show(value)})`);
-    return Object.freeze([]);
-  }
-  value.forEach((item, index) => {
-    if (typeof item !== 'string' || !ok(item)) problems.push(`${field}[${index}] must be ${what}`);
-  });
-  return Object.freeze(value.filter((item): item is string => typeof item === 'string'));
-}
-
-/** Shows a bad value in a message; functions and objects by their type, so no secret is echoed. */
-function show(value: unknown): string {
-  if (typeof value === 'function') return 'a function';
-  if (value === null || ['number', 'boolean', 'undefined'].includes(typeof value)) return String(value);
-  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
-  return Array.isArray(value) ? 'an array' : 'an object';
+  return parseModuleOptions(healthPathSchema, { path }, (problems) => new HealthOptionsError(problems)).path;
 }

@@ -3,7 +3,15 @@ import type { INestApplication, LoggerService } from '@nestjs/common';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
-import { attachLifecycle, LifecycleModule, LifecycleService, LifecycleState, ManualClock, WarmupTask } from '@nest-rollout/lifecycle';
+import {
+  attachLifecycle,
+  LIFECYCLE_CLOCK,
+  LifecycleModule,
+  LifecycleService,
+  LifecycleState,
+  ManualClock,
+  WarmupTask,
+} from '@nest-rollout/lifecycle';
 import type { HealthCheckDefinition } from './health.check';
 import { HEALTH_CLOCK, HealthEvent, HealthFailureKind } from './health.constants';
 import { HealthModule } from './health.module';
@@ -40,16 +48,20 @@ interface HealthTestApp {
   close(): Promise<void>;
 }
 
+interface WarmUp {
+  /** Shared by the lifecycle and the check scheduler; warm-up tasks may wait on it too. */
+  readonly clock?: ManualClock;
+  readonly tasks?: readonly WarmupTask[];
+  /** How far the clock moves after listen for the warm-up tasks to finish. @default 0 */
+  readonly durationMs?: number;
+}
+
 /**
  * The health module in a real application on the given adapter, listening on a loopback port, with
- * the lifecycle READY and the check scheduler on a fake clock: specs move time, never wait for it.
+ * the lifecycle READY, both on one fake clock: specs move time, never wait for it.
  */
-async function bootstrapHealthApp(
-  adapter: Adapter,
-  options: HealthModuleOptions,
-  warmupTasks: readonly WarmupTask[] = [],
-): Promise<HealthTestApp> {
-  const clock = new ManualClock();
+async function bootstrapHealthApp(adapter: Adapter, options: HealthModuleOptions, warmUp: WarmUp = {}): Promise<HealthTestApp> {
+  const clock = warmUp.clock ?? new ManualClock();
   const logs: LogRecord[] = [];
   const record =
     (level: LogRecord['level']) =>
@@ -70,16 +82,18 @@ async function bootstrapHealthApp(
   })
     .overrideProvider(HEALTH_CLOCK)
     .useValue(clock)
+    .overrideProvider(LIFECYCLE_CLOCK)
+    .useValue(clock)
     .compile();
   const app = moduleRef.createNestApplication(adapter === 'fastify' ? new FastifyAdapter() : new ExpressAdapter(), { logger });
-  for (const task of warmupTasks) app.get(LifecycleService).registerWarmupTask(task);
+  const lifecycle = app.get(LifecycleService);
+  for (const task of warmUp.tasks ?? []) lifecycle.registerWarmupTask(task);
   attachLifecycle(app);
   await app.listen(0, '127.0.0.1');
-  const lifecycle = app.get(LifecycleService);
-  const deadline = Date.now() + 5000;
-  while (lifecycle.state !== LifecycleState.READY) {
-    if (Date.now() > deadline) throw new Error(`lifecycle still ${lifecycle.state} 5 s after listen`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
+  // Warm-up starts once the server listens; on the fake clock it ends when the time it waits for has passed.
+  await clock.advance(warmUp.durationMs ?? 0);
+  if (lifecycle.state !== LifecycleState.READY) {
+    throw new Error(`lifecycle still ${lifecycle.state} ${warmUp.durationMs ?? 0} ms (fake clock) after listen`);
   }
   const port = (app.getHttpServer().address() as { port: number }).port;
   const management = app.get(ManagementServer).address();
@@ -218,15 +232,18 @@ describe.each(ADAPTERS)('health probes over HTTP (%s)', (adapter) => {
 
   it('checks again at READY what was down during warm-up, without waiting an interval', async () => {
     const cache = dependency('cache', { dependency: 'redis' });
-    // The client connects in a warm-up task, after the first run of the check.
+    const clock = new ManualClock();
+    // The client connects in a warm-up task, 20 ms after the first run of the check.
     cache.state.mode = 'down';
     const connect = async () => {
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await clock.sleep(20);
       cache.state.mode = 'up';
     };
-    target = await bootstrapHealthApp(adapter, { readiness: [cache.check], intervalMs: 60_000, timeoutMs: 200 }, [
-      { name: 'cache.connect', run: connect },
-    ]);
+    target = await bootstrapHealthApp(
+      adapter,
+      { readiness: [cache.check], intervalMs: 60_000, timeoutMs: 200 },
+      { clock, tasks: [{ name: 'cache.connect', run: connect }], durationMs: 20 },
+    );
     expect(cache.state.runs).toBe(2);
     expect((await target.get(`${target.url}/health/ready`)).status).toBe(200);
   });

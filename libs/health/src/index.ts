@@ -1,5 +1,3 @@
-export { CheckScheduler } from './check.scheduler';
-export type { CheckSchedulerHooks } from './check.scheduler';
 export { GrpcServingStatus, HEALTH_GRPC_PROTO_PATH } from './grpc/health.grpc-controller';
 export type { GrpcHealthCheckRequest, GrpcHealthCheckResponse } from './grpc/health.grpc-controller';
 export type {
@@ -20,7 +18,7 @@ export {
   HealthIndicatorKey,
 } from './health.constants';
 export { HealthCheckError, HealthError, HealthOptionsError, ManagementServerError } from './health.errors';
-export { HEALTH_READINESS_CHANGES_TOTAL, HealthMetrics } from './health.metrics';
+export { HEALTH_READINESS_CHANGES_TOTAL } from './health.metrics';
 export { HEALTH_MODULE_OPTIONS } from './health.module-definition';
 export type { HealthModuleExtras, HealthOptionsFactory } from './health.module-definition';
 export { HealthModule } from './health.module';
@@ -34,8 +32,7 @@ export type {
 } from './health.options';
 export { HealthProbes } from './health.probes';
 export type { HealthProbeName, HealthProbeResponse } from './health.probes';
-export { classifyFailure, redactSecrets, urlSecrets } from './health.redaction';
-export type { ClassifiedFailure } from './health.redaction';
+export { redactSecrets, urlSecrets } from './health.redaction';
 export { customCheck } from './indicators/custom.indicator';
 export { postgresCheck, typeOrmCheck } from './indicators/database.indicator';
 export type {

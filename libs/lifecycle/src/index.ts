@@ -1,6 +1,5 @@
 export { describeError, untilAborted } from './abort';
 export { attachLifecycle } from './attach-lifecycle';
-export type { CutRequest } from './http-server.tracker';
 export { LIFECYCLE_CLOCK, LIFECYCLE_OPTIONS, LIFECYCLE_PROCESS, LifecycleEvent } from './lifecycle.constants';
 export { LifecycleError, LifecycleOptionsError, LifecyclePhaseError, ShutdownHooksConflictError } from './lifecycle.errors';
 export { LIFECYCLE_MODULE_OPTIONS } from './lifecycle.module-definition';
@@ -9,11 +8,11 @@ export { DEFAULT_LIFECYCLE_OPTIONS, resolveLifecycleOptions, shutdownBudgetMs } 
 export type { LifecycleModuleOptions, ResolvedLifecycleOptions } from './lifecycle.options';
 export { systemClock, systemProcess } from './lifecycle.runtime';
 export type { LifecycleClock, LifecycleProcess } from './lifecycle.runtime';
-export { LifecycleService, newTraceId } from './lifecycle.service';
+export { LifecycleService } from './lifecycle.service';
 export type { InstanceIdentity, LifecycleTask, WarmupTask } from './lifecycle.service';
 export { LIFECYCLE_TRANSITIONS, LifecycleState, hasReached, isLegalTransition } from './lifecycle.state';
 export type { LifecycleStateChange } from './lifecycle.state';
 export { ManualClock, settle } from './manual-clock';
 export { METRICS_PUBLISHER } from './metrics-publisher';
 export type { MetricReading, MetricsPublisher } from './metrics-publisher';
-export { describeOptionIssues, parseModuleOptions } from './module-options';
+export { EVEN_WITH_OTHER_PROBLEMS, describeOptionIssues, optionGroup, parseModuleOptions, rejected, withoutDefault } from './module-options';

@@ -5,7 +5,6 @@ export const {
   ConfigurableModuleClass: LifecycleConfigurableModule,
   MODULE_OPTIONS_TOKEN: LIFECYCLE_MODULE_OPTIONS,
   OPTIONS_TYPE: LIFECYCLE_OPTIONS_TYPE,
-  ASYNC_OPTIONS_TYPE: LIFECYCLE_ASYNC_OPTIONS_TYPE,
 } = new ConfigurableModuleBuilder<LifecycleModuleOptions>({ moduleName: 'Lifecycle' })
   .setClassMethodName('forRoot')
   // Global by default: every other nest-rollout module injects LifecycleService.

@@ -146,7 +146,7 @@ describe('LifecycleModule', () => {
       );
       expect(error).toBeInstanceOf(LifecycleOptionsError);
       expect((error as Error).message).toContain('shutdownTimeoutMs');
-      expect((error as Error).message).toContain('SIGKILL');
+      expect((error as Error).message).toContain('signals[0]: must be one of');
     });
 
     it('fails at compile time when useClass yields options that break the time budget', async () => {
@@ -158,7 +158,7 @@ describe('LifecycleModule', () => {
       }
       const error = await compileError(LifecycleModule.forRootAsync({ useClass: TooShortDeadline }));
       expect(error).toBeInstanceOf(LifecycleOptionsError);
-      expect((error as Error).message).toContain('hardDeadlineMs (1000) is shorter than the shutdown');
+      expect((error as Error).message).toContain('hardDeadlineMs: 1000 ms is shorter than the shutdown');
     });
   });
 

@@ -57,6 +57,26 @@ describe('resolveLifecycleOptions', () => {
       expect(resolveLifecycleOptions({}, {}).version).toBe('0.0.0');
     });
 
+    it('resolves every option, unset ones included, so that none is missing from the resolved object', () => {
+      expect(Object.keys(resolveLifecycleOptions({}, {})).sort()).toEqual([
+        'color',
+        'drainDelayMs',
+        'drainTaskTimeoutMs',
+        'exitOnShutdown',
+        'hardDeadlineMs',
+        'headersTimeoutMs',
+        'hookTimeoutMs',
+        'instanceId',
+        'keepAliveTimeoutMs',
+        'minReadyDelayMs',
+        'shutdownTimeoutMs',
+        'signals',
+        'terminationGracePeriodSeconds',
+        'version',
+        'warmupTimeoutMs',
+      ]);
+    });
+
     it('treats a missing options object as all defaults', () => {
       expect(resolveLifecycleOptions(undefined, {})).toEqual(resolveLifecycleOptions({}, {}));
     });
@@ -157,9 +177,43 @@ describe('resolveLifecycleOptions', () => {
       const error = rejectionOf({ [field]: value });
       expect(error.code).toBe('LIFECYCLE_INVALID_OPTIONS');
       expect(error.problems).toHaveLength(1);
-      expect(error.problems[0]).toContain(field);
-      expect(error.message).toContain(field);
+      // `<option path>: <what is wrong>`; signals name the rejected element (`signals[1]: ...`).
+      expect(error.problems[0]).toMatch(new RegExp(`^${field}(\\[\\d+\\])?: `));
       expect(error.message).toMatch(/^Invalid LifecycleModule options/);
+    });
+
+    it.each<[string, unknown, string]>([
+      ['drainDelayMs', -1, 'drainDelayMs: must be a whole number of milliseconds >= 0'],
+      ['warmupTimeoutMs', '30000', 'warmupTimeoutMs: must be a whole number of milliseconds >= 0'],
+      ['terminationGracePeriodSeconds', 0, 'terminationGracePeriodSeconds: must be a positive number'],
+      ['signals', [], 'signals: must be a non-empty array of SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR2'],
+      ['signals', ['SIGTERM', 'SIGKILL'], 'signals[1]: must be one of SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR2'],
+      ['instanceId', ' ', 'instanceId: must be a non-empty string'],
+      ['color', 'Blue', 'color: must be a lower-case label such as "blue" or "green"'],
+      ['exitOnShutdown', 'yes', 'exitOnShutdown: must be a boolean'],
+    ])('says what %s = %p must be, without repeating the value', (field, value, problem) => {
+      expect(rejectionOf({ [field]: value }).problems).toEqual([problem]);
+    });
+
+    it('rejects an unknown option instead of ignoring it, and suggests the one meant', () => {
+      expect(rejectionOf({ drainDelayMS: 10_000 }).problems).toEqual(['drainDelayMS: unknown option (did you mean "drainDelayMs"?)']);
+    });
+
+    it('lists the known options when an unknown one resembles none of them', () => {
+      const [problem] = rejectionOf({ drainDelay: 10_000 }).problems;
+      expect(problem).toMatch(/^drainDelay: unknown option; known options: warmupTimeoutMs, minReadyDelayMs, drainDelayMs, /);
+    });
+
+    it('never repeats a rejected value, which may be a secret', () => {
+      const secret = 'postgres://orders:hunter2@db.internal/orders';
+      const error = rejectionOf({ color: secret, version: { token: 'hunter2' }, instanceId: ['hunter2'], password: 'hunter2' });
+      expect(error.problems).toEqual([
+        'instanceId: must be a non-empty string',
+        'version: must be a non-empty string',
+        'color: must be a lower-case label such as "blue" or "green"',
+        expect.stringMatching(/^password: unknown option; known options: /),
+      ]);
+      expect(error.message).not.toContain('hunter2');
     });
 
     it('accepts the boundary values of the numeric options', () => {
@@ -185,12 +239,29 @@ describe('resolveLifecycleOptions', () => {
   });
 
   describe('time budget', () => {
+    it('reports a time-budget conflict together with the other problems', () => {
+      const error = rejectionOf({ hardDeadlineMs: 10_000, color: 'Red', drainDelayMS: 1 });
+      expect(error.problems).toEqual([
+        'color: must be a lower-case label such as "blue" or "green"',
+        'drainDelayMS: unknown option (did you mean "drainDelayMs"?)',
+        expect.stringMatching(/^hardDeadlineMs: 10000 ms is shorter than the shutdown it must cover/),
+      ]);
+    });
+
+    it('skips a rule whose options are themselves rejected, and still applies the others', () => {
+      const error = rejectionOf({ drainDelayMs: 'long', hardDeadlineMs: 1_000, keepAliveTimeoutMs: 5_000, headersTimeoutMs: 4_000 });
+      expect(error.problems).toEqual([
+        'drainDelayMs: must be a whole number of milliseconds >= 0',
+        'headersTimeoutMs: 4000 ms must be greater than keepAliveTimeoutMs (5000 ms)',
+      ]);
+    });
+
     it('rejects a hardDeadlineMs shorter than max(drainDelayMs, drainTaskTimeoutMs) + shutdownTimeoutMs + hookTimeoutMs', () => {
       // 5000 + 15000 + 5000 = 25000 with the defaults.
       expect(() => resolveLifecycleOptions({ hardDeadlineMs: 25_000 }, {})).not.toThrow();
       const error = rejectionOf({ hardDeadlineMs: 24_999 });
       expect(error.problems).toHaveLength(1);
-      expect(error.problems[0]).toContain('hardDeadlineMs (24999)');
+      expect(error.problems[0]).toMatch(/^hardDeadlineMs: 24999 ms is shorter than the shutdown it must cover: /);
       expect(error.problems[0]).toContain('25000 ms');
     });
 
@@ -206,7 +277,7 @@ describe('resolveLifecycleOptions', () => {
       expect(() => resolveLifecycleOptions({ terminationGracePeriodSeconds: 29 }, {})).not.toThrow();
       const error = rejectionOf({ terminationGracePeriodSeconds: 28 });
       expect(error.problems).toHaveLength(1);
-      expect(error.problems[0]).toContain('hardDeadlineMs (28000)');
+      expect(error.problems[0]).toMatch(/^hardDeadlineMs: 28000 ms must end before /);
       expect(error.problems[0]).toContain('terminationGracePeriodSeconds (28 s = 28000 ms)');
       expect(rejectionOf({ hardDeadlineMs: 40_000, terminationGracePeriodSeconds: 30 }).message).toContain('terminationGracePeriodSeconds');
     });
@@ -215,10 +286,10 @@ describe('resolveLifecycleOptions', () => {
       expect(() => resolveLifecycleOptions({ keepAliveTimeoutMs: 5_000, headersTimeoutMs: 5_001 }, {})).not.toThrow();
       for (const headersTimeoutMs of [5_000, 4_000]) {
         const error = rejectionOf({ keepAliveTimeoutMs: 5_000, headersTimeoutMs });
-        expect(error.problems).toEqual([`headersTimeoutMs (${headersTimeoutMs}) must be greater than keepAliveTimeoutMs (5000)`]);
+        expect(error.problems).toEqual([`headersTimeoutMs: ${headersTimeoutMs} ms must be greater than keepAliveTimeoutMs (5000 ms)`]);
       }
       // An explicit headersTimeoutMs is checked against the default keep-alive (65000) too.
-      expect(rejectionOf({ headersTimeoutMs: 60_000 }).message).toContain('keepAliveTimeoutMs (65000)');
+      expect(rejectionOf({ headersTimeoutMs: 60_000 }).message).toContain('keepAliveTimeoutMs (65000 ms)');
     });
 
     it('reports every time-budget conflict in one error', () => {

@@ -1,4 +1,4 @@
-export { METRIC_CATALOGUE, PUBLISHED_COUNTERS, PUBLISHED_GAUGES } from './metrics.catalogue';
+export { METRIC_CATALOGUE } from './metrics.catalogue';
 export type {
   MetricDefinition,
   MetricKind,
@@ -7,7 +7,6 @@ export type {
   PublishedLabels,
   PublishedMetricName,
 } from './metrics.catalogue';
-export { systemMetricsClock } from './metrics.clock';
 export type { MetricsClock } from './metrics.clock';
 export {
   DEFAULT_DURATION_BUCKETS,

@@ -28,7 +28,6 @@ export const {
   ConfigurableModuleClass: MetricsConfigurableModule,
   MODULE_OPTIONS_TOKEN: METRICS_MODULE_OPTIONS,
   OPTIONS_TYPE: METRICS_OPTIONS_TYPE,
-  ASYNC_OPTIONS_TYPE: METRICS_ASYNC_OPTIONS_TYPE,
 } = new ConfigurableModuleBuilder<MetricsModuleOptions>({ moduleName: 'Metrics' })
   .setClassMethodName('forRoot')
   .setFactoryMethodName('createMetricsOptions')

@@ -1,6 +1,3 @@
-export { defaultInstanceId, detectAdvertisedAddress } from './address';
-export { backoffDelayMs } from './backoff';
-export type { BackoffPolicy } from './backoff';
 export { REGISTRY_CLOCK, REGISTRY_OPTIONS, REGISTRY_RANDOM, RegistryEvent, RegistryMetric } from './registry.constants';
 export { RegistryClient } from './registry.client';
 export {
@@ -29,7 +26,6 @@ export type {
 } from './registry.options';
 export { RegistryService } from './registry.service';
 export { RegistryStats } from './registry.stats';
-export { RegistryMetrics } from './registry.metrics';
 export type {
   DiscoveryStatus,
   RegistryOperationCount,

@@ -19,7 +19,6 @@ export const {
   ConfigurableModuleClass: RegistryConfigurableModule,
   MODULE_OPTIONS_TOKEN: REGISTRY_MODULE_OPTIONS,
   OPTIONS_TYPE: REGISTRY_OPTIONS_TYPE,
-  ASYNC_OPTIONS_TYPE: REGISTRY_ASYNC_OPTIONS_TYPE,
 } = new ConfigurableModuleBuilder<RegistryModuleOptions>({ moduleName: 'Registry' })
   .setClassMethodName('forRoot')
   .setFactoryMethodName('createRegistryOptions')

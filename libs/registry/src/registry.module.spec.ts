@@ -97,7 +97,7 @@ describe('RegistryModule', () => {
     await expect(compiling).rejects.toBeInstanceOf(RegistryOptionsError);
     await expect(compiling).rejects.toMatchObject({
       code: 'REGISTRY_INVALID_OPTIONS',
-      problems: [expect.stringMatching(/^service is required/), expect.stringMatching(/^port must be/)],
+      problems: [expect.stringMatching(/^port: must be/), expect.stringMatching(/^service: is required/)],
     });
   });
 

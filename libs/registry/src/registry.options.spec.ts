@@ -94,24 +94,24 @@ describe('resolveRegistryOptions', () => {
         meta: { version: '9', 'consul-x': 'y', ok: 5 },
       }),
     ).toEqual([
-      'driver must be "consul", "etcd" or "none" (got "zookeeper")',
-      expect.stringMatching(/^address must be an IP address or host name/),
-      'port must be a whole number from 1 to 65535 (got 70000)',
-      'tags[1] "a" is listed twice',
-      expect.stringMatching(/^tags\[2\] must be a non-empty string/),
-      expect.stringMatching(/^meta\.version is set by the module/),
-      expect.stringMatching(/^meta key "consul-x" must be/),
-      expect.stringMatching(/^meta\.ok must be a string/),
-      expect.stringMatching(/^operationTimeoutMs must be a whole number/),
-      'retry.jitter must be a number from 0 to 1 (got 2)',
-      'retry.maxDelayMs (1000) must be at least retry.initialDelayMs (2000)',
+      'driver: must be "consul", "etcd" or "none"',
+      expect.stringMatching(/^address: must be an IP address or host name/),
+      'port: must be a whole number from 1 to 65535',
+      expect.stringMatching(/^tags\[2\]: must be a non-empty string/),
+      'tags[1]: is listed twice',
+      expect.stringMatching(/^meta\.ok: must be a string/),
+      expect.stringMatching(/^meta\.version: is set by the module/),
+      expect.stringMatching(/^meta\.consul-x: key must be/),
+      expect.stringMatching(/^operationTimeoutMs: must be a whole number/),
+      'retry.jitter: must be a number from 0 to 1',
+      'retry.maxDelayMs: must be at least retry.initialDelayMs',
     ]);
   });
 
   it('requires a service name to register, but not for a discovery-only client', () => {
-    expect(problems({ driver: 'consul' })).toEqual([expect.stringMatching(/^service is required to register with driver "consul"/)]);
+    expect(problems({ driver: 'consul' })).toEqual([expect.stringMatching(/^service: is required to register with driver "consul"/)]);
     expect(problems({ driver: 'consul', register: false })).toEqual([]);
-    expect(problems({ driver: 'etcd', service: 'orders_v2' })).toEqual([expect.stringMatching(/^service must be a DNS label/)]);
+    expect(problems({ driver: 'etcd', service: 'orders_v2' })).toEqual([expect.stringMatching(/^service: must be a DNS label/)]);
   });
 
   it("refuses Consul's sub-minute deregister_critical_service_after, a liveness check path, and a check timeout over its interval", () => {
@@ -122,21 +122,21 @@ describe('resolveRegistryOptions', () => {
         consul: { check: { path: '/health/live', deregisterCriticalServiceAfterMs: 30_000, intervalMs: 1000, timeoutMs: 1000 } },
       }),
     ).toEqual([
-      expect.stringMatching(/^consul\.check\.path "\/health\/live" is a liveness probe/),
-      expect.stringMatching(/^consul\.check\.deregisterCriticalServiceAfterMs must be at least 60000/),
-      'consul.check.timeoutMs (1000) must be shorter than consul.check.intervalMs (1000)',
+      expect.stringMatching(/^consul\.check\.path: points at a liveness probe/),
+      expect.stringMatching(/^consul\.check\.deregisterCriticalServiceAfterMs: must be at least 60000/),
+      'consul.check.timeoutMs: must be shorter than consul.check.intervalMs',
     ]);
   });
 
   it('refuses a TTL or lease too short for its heartbeat to land in time', () => {
     expect(
       problems({ driver: 'consul', service: 'orders', operationTimeoutMs: 3000, consul: { check: { type: 'ttl', ttlMs: 4000 } } }),
-    ).toEqual([expect.stringMatching(/^consul\.check\.ttlMs \(4000\) is too short for operationTimeoutMs \(3000\)/)]);
+    ).toEqual([expect.stringMatching(/^consul\.check\.ttlMs: is too short for operationTimeoutMs: .*raise ttlMs above 4500/)]);
     expect(problems({ driver: 'etcd', service: 'orders', operationTimeoutMs: 3000, etcd: { leaseTtlSeconds: 4 } })).toEqual([
-      expect.stringMatching(/^etcd\.leaseTtlSeconds \(4\) is too short/),
+      expect.stringMatching(/^etcd\.leaseTtlSeconds: is too short for operationTimeoutMs: .*at least 5/),
     ]);
     expect(problems({ driver: 'etcd', service: 'orders', etcd: { leaseTtlSeconds: 1 } })).toEqual([
-      expect.stringMatching(/from 2 to 3600/),
+      'etcd.leaseTtlSeconds: must be a whole number of seconds from 2 to 3600',
     ]);
   });
 
@@ -148,20 +148,101 @@ describe('resolveRegistryOptions', () => {
         discovery: { waitMs: 900_000, onEmpty: 'drop' },
       }),
     ).toEqual([
-      expect.stringMatching(/^consul\.url must be an http/),
+      expect.stringMatching(/^consul\.url: must be an http/),
       'consul.tls: cert and key go together (mutual TLS needs both)',
-      expect.stringMatching(/^etcd\.endpoints\[0\] must be an http/),
-      expect.stringMatching(/^etcd\.keyPrefix must start and end with "\/"/),
-      'discovery.onEmpty must be "keep-last-known" or "accept" (got "drop")',
-      expect.stringMatching(/^discovery\.waitMs must be at most 600000/),
+      expect.stringMatching(/^etcd\.endpoints\[0\]: must be an http/),
+      expect.stringMatching(/^etcd\.keyPrefix: must start and end with "\/"/),
+      'discovery.onEmpty: must be "keep-last-known" or "accept"',
+      expect.stringMatching(/^discovery\.waitMs: must be at most 600000/),
     ]);
   });
 
-  it('never prints a token or password it rejects', () => {
-    const text = problems({ consul: { token: 42 as unknown as string }, etcd: { auth: { username: '', password: 'hunter22' } } }).join(
-      '\n',
+  it('never prints a token, password or credential-bearing URL it rejects', () => {
+    const text = problems({
+      consul: {
+        url: 'http://admin:consul-url-secret@consul:8500/v1',
+        token: ['consul-token-secret'] as unknown as string,
+        tokn: 'misspelt-secret',
+      },
+      etcd: {
+        endpoints: ['https://root:etcd-url-secret@etcd-0:2379/v3'],
+        auth: { username: '', password: 'etcd-password-secret' },
+      },
+    }).join('\n');
+    expect(text).not.toMatch(/secret/);
+    expect(text.split('\n')).toEqual([
+      expect.stringMatching(/^consul\.url: must be an http/),
+      'consul.token: must be a non-empty string',
+      expect.stringMatching(/^consul\.tokn: unknown option/),
+      expect.stringMatching(/^etcd\.endpoints\[0\]: must be an http/),
+      'etcd.auth.username: must be a non-empty string',
+    ]);
+    expect(problems({ etcd: { auth: { username: 'u', password: 42 as unknown as string } } })).toEqual([
+      'etcd.auth.password: must be a string',
+    ]);
+  });
+
+  it('rejects unknown options at every level, naming their path', () => {
+    expect(
+      problems({
+        drvier: 'consul',
+        consul: { check: { ttlMS: 30_000 }, tls: { rejectunauthorized: false } },
+        etcd: { auth: { username: 'u', password: 'p', role: 'root' } },
+        retry: { maxDelay: 1000 },
+        discovery: { onempty: 'accept' },
+      }),
+    ).toEqual([
+      'retry.maxDelay: unknown option; known options: initialDelayMs, maxDelayMs, multiplier, jitter',
+      'consul.tls.rejectunauthorized: unknown option (did you mean "rejectUnauthorized"?)',
+      'consul.check.ttlMS: unknown option (did you mean "ttlMs"?)',
+      'etcd.auth.role: unknown option; known options: username, password',
+      'discovery.onempty: unknown option (did you mean "onEmpty"?)',
+      expect.stringMatching(/^drvier: unknown option; known options: driver, register, service, /),
+    ]);
+  });
+
+  it('resolves every option key, also those without a default, and freezes every level', () => {
+    const resolved = resolveRegistryOptions({});
+    expect(Object.keys(resolved)).toEqual(
+      expect.arrayContaining(['service', 'instanceId', 'address', 'port', 'consul', 'etcd', 'discovery', 'retry']),
     );
-    expect(text).not.toContain('hunter22');
-    expect(text).toContain('consul.token must be a non-empty string');
+    expect(Object.keys(resolved.consul)).toEqual(['url', 'token', 'datacenter', 'tls', 'check']);
+    expect('isHealthy' in resolved.consul.check).toBe(true);
+    expect(Object.keys(resolved.etcd)).toEqual(['endpoints', 'keyPrefix', 'leaseTtlSeconds', 'auth', 'tls']);
+    for (const level of [
+      resolved.retry,
+      resolved.consul,
+      resolved.consul.check,
+      resolved.etcd,
+      resolved.etcd.endpoints,
+      resolved.discovery,
+      resolved.tags,
+      resolved.meta,
+    ]) {
+      expect(Object.isFrozen(level)).toBe(true);
+    }
+    expect(resolved.etcd.endpoints).not.toBe(DEFAULT_REGISTRY_OPTIONS.etcd.endpoints);
+  });
+
+  it('strips a trailing slash from the Consul URL and keeps a TTL check whose heartbeat lands in time', () => {
+    const resolved = resolveRegistryOptions({
+      driver: 'consul',
+      service: 'orders',
+      consul: { url: 'https://consul.local:8501/', token: 't', check: { type: 'ttl', ttlMs: 4501 } },
+    });
+    expect(resolved.consul).toMatchObject({ url: 'https://consul.local:8501', token: 't', check: { type: 'ttl', ttlMs: 4501 } });
+  });
+
+  it('refuses options that are not an object', () => {
+    expect(problems('consul')).toEqual(['options must be an object']);
+    expect(problems({ consul: 'http://127.0.0.1:8500', retry: [] })).toEqual(['retry: must be an object', 'consul: must be an object']);
+  });
+
+  it('checks rules across fields even when an unrelated option is invalid', () => {
+    expect(problems({ driver: 'etcd', port: 'http' as unknown as number, etcd: { leaseTtlSeconds: 4 } })).toEqual([
+      'port: must be a whole number from 1 to 65535',
+      expect.stringMatching(/^service: is required to register with driver "etcd"/),
+      expect.stringMatching(/^etcd\.leaseTtlSeconds: is too short/),
+    ]);
   });
 });
