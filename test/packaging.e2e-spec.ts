@@ -129,7 +129,8 @@ describe('package manifests', () => {
 
 /**
  * An app as a user writes it from the README: the modules imported, nothing else — no
- * `attachLifecycle(app)`, no `enableShutdownHooks()`. A warm-up task of 800 ms, a slow route.
+ * `attachLifecycle(app)`, no `enableShutdownHooks()`. A warm-up task that lasts until the test
+ * releases it (GET /warmup/release), a slow route, and the lifecycle's in-flight count.
  */
 function outsideApp(adapter: 'express' | 'fastify', withLogging: boolean): string {
   return `
@@ -141,23 +142,33 @@ const { HealthModule } = require('@nest-rollout/health');
 ${withLogging ? "const { LoggingModule, Logger } = require('@nest-rollout/logging');" : ''}
 ${adapter === 'fastify' ? "const { FastifyAdapter } = require('@nestjs/platform-fastify');" : ''}
 
-class HelloController {
-  hello() { return { hello: 'world' }; }
-  async slow(ms) { await new Promise((r) => setTimeout(r, Number(ms))); return { slow: true }; }
-}
-Get('hello')(HelloController.prototype, 'hello', Object.getOwnPropertyDescriptor(HelloController.prototype, 'hello'));
-Query('ms')(HelloController.prototype, 'slow', 0);
-Get('slow')(HelloController.prototype, 'slow', Object.getOwnPropertyDescriptor(HelloController.prototype, 'slow'));
-Controller()(HelloController);
+let releaseWarmup;
+const warmupReleased = new Promise((r) => (releaseWarmup = r));
 
 class CachePrimer {
   constructor(lifecycle) { this.lifecycle = lifecycle; }
   onModuleInit() {
-    this.lifecycle.registerWarmupTask({ name: 'cache.prime', run: () => new Promise((r) => setTimeout(r, 800)) });
+    this.lifecycle.registerWarmupTask({ name: 'cache.prime', run: () => warmupReleased });
   }
 }
 Reflect.defineMetadata('design:paramtypes', [LifecycleService], CachePrimer);
 Injectable()(CachePrimer);
+
+class HelloController {
+  constructor(lifecycle) { this.lifecycle = lifecycle; }
+  hello() { return { hello: 'world' }; }
+  async slow(ms) { await new Promise((r) => setTimeout(r, Number(ms))); return { slow: true }; }
+  release() { releaseWarmup(); return { released: true }; }
+  inflight() { return { inFlight: this.lifecycle.inFlightRequests }; }
+}
+const route = (path, name) => Get(path)(HelloController.prototype, name, Object.getOwnPropertyDescriptor(HelloController.prototype, name));
+route('hello', 'hello');
+Query('ms')(HelloController.prototype, 'slow', 0);
+route('slow', 'slow');
+route('warmup/release', 'release');
+route('inflight', 'inflight');
+Reflect.defineMetadata('design:paramtypes', [LifecycleService], HelloController);
+Controller()(HelloController);
 
 class AppModule {}
 Module({
@@ -273,14 +284,19 @@ describe('packed tarballs outside the repository', () => {
           });
           const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
 
-          // Serving at once, ready only once the 800 ms warm-up task is over.
+          // Serving at once, ready only once the warm-up task is over.
           expect(await get(port, '/hello')).toMatchObject({ status: 200, body: '{"hello":"world"}' });
           expect((await get(port, '/health/live')).status).toBe(200);
           expect((await get(port, '/health/ready')).status).toBe(503);
+          expect((await get(port, '/health/startup')).status).toBe(503);
+          await get(port, '/warmup/release');
           await until(port, '/health/ready', 200, 10_000);
 
           const slow = get(port, '/slow?ms=1000');
-          await new Promise((r) => setTimeout(r, 100));
+          // The slow request is in flight (the count includes the asking request itself).
+          for (let deadline = Date.now() + 5_000; JSON.parse((await get(port, '/inflight')).body).inFlight < 2;) {
+            if (Date.now() > deadline) throw new Error('the slow request never reached the app');
+          }
           child.kill('SIGTERM');
           // Readiness flips at once (the bound only guards against a drain that never starts).
           expect(await until(port, '/health/ready', 503, 1_000)).toBeLessThan(1_000);
