@@ -165,9 +165,12 @@ describe('invalid options', () => {
     });
     const exit = await proc.waitForExit(15_000);
     expect(exit.code).toBe(1);
-    const output = [...proc.stdout, ...proc.stderr].join('\n');
-    expect(output).toContain('Invalid LifecycleModule options');
-    expect(output).toContain('hardDeadlineMs (1000)');
+    // A plain message on stderr; JSON lines on stdout; no coloured stack dump anywhere.
+    const stderr = proc.stderr.join('\n');
+    expect(stderr).toContain('Invalid LifecycleModule options');
+    expect(stderr).toContain('hardDeadlineMs: 1000 ms is shorter than the shutdown it must cover');
+    expect(proc.stdout.filter((line) => !line.startsWith('{'))).toEqual([]);
+    expect([...proc.stdout, ...proc.stderr].join('\n')).not.toContain('\u001b[');
   }, 30_000);
 
   it('fail start-up naming the bad environment variable', async () => {

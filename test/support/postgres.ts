@@ -39,6 +39,23 @@ const PG_BIN = process.env.PG_BIN ?? findPgBin();
 const RUN_AS = process.getuid?.() === 0 ? 'postgres' : undefined;
 
 export async function startPostgres(options: PostgresOptions = {}): Promise<PostgresInstance> {
+  const instance = await preparePostgres(options);
+  try {
+    await instance.start();
+    if (options.preload?.includes('pg_stat_statements')) await instance.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+    return instance;
+  } catch (error) {
+    // The error of a PostgreSQL tool carries the tail of the server's log.
+    await instance.destroy().catch(() => undefined);
+    throw new Error(`PostgreSQL did not start: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * A PostgreSQL whose data directory is ready but which is not running yet: its port and URL are
+ * known, so a client can be pointed at a database that comes up later (`start()`).
+ */
+export async function preparePostgres(options: PostgresOptions = {}): Promise<PostgresInstance> {
   const base = mkdtempSync(join(tmpdir(), 'nest-rollout-pg-'));
   const dataDir = join(base, 'data');
   const socketDir = join(base, 'socket');
@@ -144,13 +161,11 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
       ],
       logFile,
     );
-    await instance.start();
-    if (options.preload?.includes('pg_stat_statements')) await instance.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
     return instance;
   } catch (error) {
     const log = existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(-3000) : '';
     await instance.destroy().catch(() => undefined);
-    throw new Error(`PostgreSQL did not start: ${(error as Error).message}\n${log}`);
+    throw new Error(`PostgreSQL could not be initialised: ${(error as Error).message}\n${log}`);
   }
 }
 

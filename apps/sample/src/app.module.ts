@@ -2,7 +2,7 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import { HealthModule } from '@nest-rollout/health';
 import { LifecycleModule } from '@nest-rollout/lifecycle';
-import { LoggingModule } from '@nest-rollout/logging';
+import { AppLogger, LoggingModule } from '@nest-rollout/logging';
 import { MetricsModule } from '@nest-rollout/metrics';
 import { RegistryModule } from '@nest-rollout/registry';
 import { CacheModule, REDIS_CLIENT } from './cache/cache.module';
@@ -15,12 +15,13 @@ import { SAMPLE_CONFIG } from './sample.constants';
 
 @Module({})
 export class AppModule {
-  static forRoot(config: SampleConfig): DynamicModule {
+  /** `logger` is the one main.ts handed to NestFactory.create: the module reuses it. */
+  static forRoot(config: SampleConfig, logger: AppLogger): DynamicModule {
     return {
       module: AppModule,
       global: true,
       imports: [
-        LoggingModule.forRoot({ level: config.logLevel, pretty: config.logPretty }),
+        LoggingModule.forLogger(logger),
         LifecycleModule.forRoot({
           drainDelayMs: config.drainDelayMs,
           shutdownTimeoutMs: config.shutdownTimeoutMs,

@@ -1,28 +1,69 @@
 import 'reflect-metadata';
+import { INestApplication, Logger as NestLogger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { ManagementServer } from '@nest-rollout/health';
-import { attachLifecycle } from '@nest-rollout/lifecycle';
-import { Logger } from '@nest-rollout/logging';
+import { describeError } from '@nest-rollout/lifecycle';
+import { AppLogger } from '@nest-rollout/logging';
 import { MetricsService } from '@nest-rollout/metrics';
 import { AppModule } from './app.module';
-import { loadSampleConfig } from './sample.config';
+import { loadSampleConfig, SampleConfig } from './sample.config';
+import { SampleEvent } from './sample.constants';
+import { writeStartupFailure } from './startup-failure';
 
 async function bootstrap(): Promise<void> {
-  const config = loadSampleConfig();
+  // The logger exists before anything else, so that every line is JSON from the first one on,
+  // including the error of an environment that does not parse (logged with the defaults then).
+  let config: SampleConfig;
+  let logger: AppLogger;
+  try {
+    config = loadSampleConfig();
+    logger = new AppLogger({ level: config.logLevel, pretty: config.logPretty });
+  } catch (error) {
+    return failStart(new AppLogger(), error);
+  }
   const adapter = config.adapter === 'fastify' ? new FastifyAdapter() : new ExpressAdapter();
-  const app = await NestFactory.create(AppModule.forRoot(config), adapter, { bufferLogs: true });
-  app.useLogger(app.get(Logger));
-  // Instead of app.enableShutdownHooks(): drain, then close, then Nest's hooks, then exit.
-  attachLifecycle(app);
-  // With PORT_MANAGEMENT, /metrics moves to the management port with the probes.
-  if (config.managementPort !== undefined) app.get(ManagementServer).addRoute(app.get(MetricsService).managementRoute());
-  await app.listen(config.port, config.host);
+  let app: INestApplication;
+  try {
+    app = await NestFactory.create(AppModule.forRoot(config, logger), adapter, {
+      logger,
+      // Nest holds its first lines until LoggingModule knows the lifecycle, so that they carry its
+      // boot trace id like every line after them until READY.
+      bufferLogs: true,
+      // A boot that fails rejects here, instead of Nest ending the process by itself.
+      abortOnError: false,
+    });
+  } catch (error) {
+    // Nest logged it already, as JSON through this logger (its ExceptionHandler line).
+    return failStart(logger, error, true);
+  }
+  try {
+    // With PORT_MANAGEMENT, /metrics moves to the management port with the probes.
+    if (config.managementPort !== undefined) app.get(ManagementServer).addRoute(app.get(MetricsService).managementRoute());
+    await app.init();
+  } catch (error) {
+    return failStart(logger, error);
+  }
+  try {
+    // LifecycleModule takes the server from here: warm-up once it listens (the database connects
+    // then), READY, and the graceful drain on SIGTERM.
+    await app.listen(config.port, config.host);
+  } catch (error) {
+    // Nest logged the server's error already (a port in use).
+    failStart(logger, error, true);
+  }
 }
 
-bootstrap().catch((error: unknown) => {
-  // Options and environment errors name what to fix; print them plainly, not as a stack dump.
-  console.error(error instanceof Error ? error.message : error);
+/** One JSON error line for the log collector, one plain message on standard error, exit 1. */
+function failStart(logger: AppLogger, error: unknown, logged = false): never {
+  // Lines Nest still holds (bufferLogs) come before the error.
+  NestLogger.flush();
+  if (!logged) logger.error({ event: SampleEvent.START_FAILED, error: describeError(error) }, 'Bootstrap');
+  // Options and environment errors name what to fix; a stack trace would only bury that.
+  writeStartupFailure(error instanceof Error ? error.message : String(error));
+  // The logger writes what it still buffers on exit.
   process.exit(1);
-});
+}
+
+void bootstrap();

@@ -46,6 +46,14 @@ describe('loadSampleConfig', () => {
     expect(loadSampleConfig({ DATABASE_URL: 'sqlite:./data/orders.db' }).database).toEqual({ kind: 'sqlite', file: './data/orders.db' });
   });
 
+  it('waits 30 s for the database at start-up by default, or as long as DATABASE_CONNECT_TIMEOUT_MS says', () => {
+    expect(loadSampleConfig({}).databaseConnectTimeoutMs).toBe(30_000);
+    expect(loadSampleConfig({ DATABASE_CONNECT_TIMEOUT_MS: '120000' }).databaseConnectTimeoutMs).toBe(120_000);
+    expect(problemsOf({ DATABASE_CONNECT_TIMEOUT_MS: '0' })).toEqual([
+      expect.stringMatching(/^DATABASE_CONNECT_TIMEOUT_MS must be a whole number from 100 to 3600000/),
+    ]);
+  });
+
   it('names every invalid variable, and never echoes a connection string', () => {
     const problems = problemsOf({
       DATABASE_URL: 'mysql://root:hunter22@db/orders',

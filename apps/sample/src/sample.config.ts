@@ -17,6 +17,12 @@ export interface SampleConfig {
   readonly logPretty: boolean;
   /** Where the orders live: embedded SQLite (in memory unless a file is named) or PostgreSQL. */
   readonly database: SampleDatabase;
+  /**
+   * DATABASE_CONNECT_TIMEOUT_MS: how long start-up keeps trying to reach PostgreSQL (backing off
+   * between attempts) before it gives up and the instance exits 1. The server answers the
+   * liveness probe meanwhile, so a database that starts after the service costs no restart.
+   */
+  readonly databaseConnectTimeoutMs: number;
   /** REDIS_URL: an optional read-through cache of single orders. */
   readonly redisUrl: string | undefined;
   /** PORT_MANAGEMENT: the probes move to this port (on LISTEN_HOST) and leave the public one. */
@@ -40,6 +46,9 @@ export type SampleDatabase = { readonly kind: 'sqlite'; readonly file: string } 
 
 /** Embedded SQLite in memory: `npm start` needs no set-up, and instances started side by side share no file. */
 export const SQLITE_IN_MEMORY = ':memory:';
+
+/** The lifecycle's own default budget for one warm-up task. */
+export const DEFAULT_DATABASE_CONNECT_TIMEOUT_MS = 30_000;
 
 export class SampleConfigError extends Error {
   readonly code = 'SAMPLE_INVALID_ENV';
@@ -70,6 +79,7 @@ export const SAMPLE_ENV_VARIABLES = [
   'LOG_LEVEL',
   'LOG_PRETTY',
   'DATABASE_URL',
+  'DATABASE_CONNECT_TIMEOUT_MS',
   'REDIS_URL',
   'PORT_MANAGEMENT',
   'HEALTH_INTERVAL_MS',
@@ -122,6 +132,7 @@ export function loadSampleConfig(processEnv: NodeJS.ProcessEnv = process.env): S
     logLevel: env.LOG_LEVEL || 'info',
     logPretty: logPretty === 'true',
     database: parseDatabaseUrl(env.DATABASE_URL, problems),
+    databaseConnectTimeoutMs: int('DATABASE_CONNECT_TIMEOUT_MS', 100, 3_600_000) ?? DEFAULT_DATABASE_CONNECT_TIMEOUT_MS,
     redisUrl: parseRedisUrl(env.REDIS_URL, problems),
     managementPort: int('PORT_MANAGEMENT', 0, 65535),
     registry: {

@@ -1,1 +1,12 @@
 export const SAMPLE_CONFIG = 'SAMPLE:CONFIG';
+
+/** Log event names of the sample; one event per line. */
+export const SampleEvent = {
+  /** The process could not start (invalid environment, options, a port in use); it exits 1. */
+  START_FAILED: 'sample.start_failed',
+  DATABASE_CONNECTED: 'database.connected',
+  /** One failed attempt at start-up; the next one follows after the backoff delay. */
+  DATABASE_CONNECT_FAILED: 'database.connect_failed',
+  /** A message of TypeORM's own (a warning, a slow query, a migration step). */
+  DATABASE_TYPEORM_MESSAGE: 'database.typeorm_message',
+} as const;

@@ -60,8 +60,13 @@ export class HealthProbes {
       case 'live':
         return [() => this.indicators.check(HealthIndicatorKey.PROCESS).up(details)];
       case 'startup': {
-        const started = hasReached(state, LifecycleState.READY);
-        return [() => this.lifecycleResult(started, details)];
+        if (hasReached(state, LifecycleState.READY)) return [() => this.lifecycleResult(true, details)];
+        // Until the instance has started, the body also says what it is waiting for: the checks
+        // that will hold readiness (a database that is not up yet is named here, not just "WARMING_UP").
+        return [
+          () => this.lifecycleResult(false, details),
+          ...this.readiness.snapshot().checks.map((report) => () => this.checkResult(report)),
+        ];
       }
       case 'ready': {
         const snapshot = this.readiness.snapshot();

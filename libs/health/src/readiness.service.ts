@@ -154,7 +154,9 @@ export class ReadinessService implements OnModuleInit, OnApplicationBootstrap, O
       ...(report.kind ? { kind: report.kind, error: report.message } : {}),
       consecutive_failures: report.consecutiveFailures,
     };
-    if (report.status === 'down') this.logger.warn(fields);
+    // Before the instance has started, a dependency still coming up is expected (the warm-up is
+    // waiting for it): logged, but not as a warning that alerts would count.
+    if (report.status === 'down' && this.lifecycle.hasReached(LifecycleState.READY)) this.logger.warn(fields);
     else this.logger.log(fields);
     this.evaluate(`check ${report.name} ${report.status}${report.status === 'down' && report.kind ? ` (${report.kind})` : ''}`);
   }

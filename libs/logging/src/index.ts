@@ -13,6 +13,7 @@
  * `@nestjs/common`'s Logger, import this one under an alias (`Logger as PinoNestLogger`).
  */
 export { Logger } from 'nestjs-pino';
+export { AppLogger } from './app-logger';
 export {
   LOGGING_OPTIONS,
   LOGGING_PINO_LOGGER,
@@ -31,5 +32,3 @@ export { DEFAULT_LOGGING_OPTIONS, LOGGING_LEVELS, resolveLoggingOptions } from '
 export type { LoggingLevel, LoggingModuleOptions, ResolvedLoggingOptions } from './logging.options';
 export { TraceContext } from './trace-context.service';
 export type { TraceIds } from './trace.storage';
-export { formatTraceparent, parseRequestId, parseTraceparent } from './traceparent';
-export type { Traceparent } from './traceparent';

@@ -10,7 +10,6 @@ export const {
   ConfigurableModuleClass: LoggingConfigurableModule,
   MODULE_OPTIONS_TOKEN: LOGGING_MODULE_OPTIONS,
   OPTIONS_TYPE: LOGGING_OPTIONS_TYPE,
-  ASYNC_OPTIONS_TYPE: LOGGING_ASYNC_OPTIONS_TYPE,
 } = new ConfigurableModuleBuilder<LoggingModuleOptions>({ moduleName: 'Logging' })
   .setClassMethodName('forRoot')
   .setFactoryMethodName('createLoggingOptions')

@@ -113,9 +113,9 @@ describe('LoggingModule', () => {
       );
       expect(error).toBeInstanceOf(LoggingOptionsError);
       expect((error as LoggingOptionsError).code).toBe('LOGGING_INVALID_OPTIONS');
-      expect((error as Error).message).toMatch(/level must be one of/);
-      expect((error as Error).message).toMatch(/bufferBytes must be/);
-      expect((error as Error).message).toMatch(/autologging is not an option/);
+      expect((error as Error).message).toMatch(/level: must be one of/);
+      expect((error as Error).message).toMatch(/bufferBytes: must be/);
+      expect((error as Error).message).toMatch(/autologging: unknown option \(did you mean "autoLogging"\?\)/);
     });
 
     it('makes TraceContext and the Logger available to modules that do not import it', async () => {
@@ -168,8 +168,8 @@ describe('LoggingModule', () => {
     it('validates options from an async factory too', async () => {
       const error = await compileError(LoggingModule.forRootAsync({ useFactory: () => ({ service: '', redact: ['a..b'] }) }));
       expect(error).toBeInstanceOf(LoggingOptionsError);
-      expect((error as Error).message).toMatch(/service must be a non-empty string/);
-      expect((error as Error).message).toMatch(/redact: "a\.\.b" is not a valid pino redaction path/);
+      expect((error as Error).message).toMatch(/service: must be a non-empty string/);
+      expect((error as Error).message).toMatch(/redact\[0\]: is not a valid pino redaction path/);
     });
   });
 
@@ -177,9 +177,7 @@ describe('LoggingModule', () => {
     @Module({ imports: [LoggingModule.forRoot({ level: 'verbose' })] })
     class BadAppModule {}
 
-    await expect(NestFactory.create(BadAppModule, { logger: false, abortOnError: false })).rejects.toThrow(
-      /level must be one of .* \(got "verbose"\)/,
-    );
+    await expect(NestFactory.create(BadAppModule, { logger: false, abortOnError: false })).rejects.toThrow(/level: must be one of /);
   });
 
   it('removes its process exit listener when the application closes', async () => {

@@ -40,8 +40,11 @@ export class TraceStorage {
   private readonly ids = new TraceIdGenerator();
   /** The trace of lines logged outside requests when no LifecycleModule owns one. */
   private readonly bootTraceId = this.ids.traceId();
+  private lifecycle: LifecycleService | undefined;
 
-  constructor(@Optional() @Inject(LifecycleService) private readonly lifecycle: LifecycleService | undefined) {}
+  constructor(@Optional() @Inject(LifecycleService) lifecycle?: LifecycleService) {
+    this.lifecycle = lifecycle;
+  }
 
   current(): TraceIds | undefined {
     return this.storage.getStore();
@@ -53,6 +56,14 @@ export class TraceStorage {
    */
   sequenceTraceId(): string {
     return this.lifecycle?.traceId ?? this.bootTraceId;
+  }
+
+  /**
+   * From now on, lines outside requests carry `lifecycle`'s trace ids. For an `AppLogger`, whose
+   * storage exists before the application and so before its lifecycle.
+   */
+  follow(lifecycle: LifecycleService | undefined): void {
+    this.lifecycle = lifecycle;
   }
 
   /** New ids for a unit of work, continuing `parent` (or a hex `requestId`) when given. */

@@ -2,14 +2,14 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Module } from '@nestjs/common';
 import { TypeOrmModule, TypeOrmModuleOptions } from '@nestjs/typeorm';
-import type { DataSource } from 'typeorm';
+import { systemClock } from '@nest-rollout/lifecycle';
 import type { SampleConfig } from '../sample.config';
 import { SQLITE_IN_MEMORY } from '../sample.config';
 import { SAMPLE_CONFIG } from '../sample.constants';
+import { DATABASE_CLOCK, DatabaseConnector } from './database.connector';
+import { DatabaseAvailabilityInterceptor } from './database-availability.interceptor';
 import { OrderEntity } from './order.entity';
-
-/** Any constant shared by every instance: the key of the advisory lock that serialises schema changes. */
-const SCHEMA_LOCK_KEY = 7_270_001;
+import { TypeOrmLogger } from './typeorm.logger';
 
 export function dataSourceOptions(config: SampleConfig): TypeOrmModuleOptions {
   const common = {
@@ -17,11 +17,11 @@ export function dataSourceOptions(config: SampleConfig): TypeOrmModuleOptions {
     // The schema is expand/contract, applied by ensureOrdersSchema: blue and green run against one
     // schema, so neither may let TypeORM rewrite it to match its own entities.
     synchronize: false,
-    logging: false,
-    // A database down at boot fails the start quickly (the orchestrator retries) instead of
-    // holding a process that serves nothing for half a minute.
-    retryAttempts: 2,
-    retryDelay: 1000,
+    // Never connected at boot, where TypeORM's own retries would end the process: DatabaseConnector
+    // connects as a warm-up task, once the server answers the liveness probe.
+    manualInitialization: true,
+    // TypeORM's warnings and slow queries as JSON lines (queries and their errors are not logged).
+    logger: new TypeOrmLogger(['warn', 'migration']),
   };
   if (config.database.kind === 'postgres') {
     return {
@@ -49,26 +49,6 @@ export function dataSourceOptions(config: SampleConfig): TypeOrmModuleOptions {
   };
 }
 
-/**
- * Creates the orders table if it is missing. Additive only (expand/contract): a running older
- * version keeps working against it. On PostgreSQL an advisory lock keeps instances that start
- * together from racing on CREATE TABLE.
- */
-export async function ensureOrdersSchema(dataSource: DataSource): Promise<void> {
-  if (dataSource.options.type === 'postgres') {
-    await dataSource.transaction(async (manager) => {
-      await manager.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK_KEY]);
-      await manager.query(
-        'CREATE TABLE IF NOT EXISTS orders (id SERIAL PRIMARY KEY, item VARCHAR(200) NOT NULL, quantity INTEGER NOT NULL, created_at VARCHAR(32) NOT NULL)',
-      );
-    });
-    return;
-  }
-  await dataSource.query(
-    'CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY AUTOINCREMENT, item VARCHAR(200) NOT NULL, quantity INTEGER NOT NULL, created_at VARCHAR(32) NOT NULL)',
-  );
-}
-
 @Module({
   imports: [
     TypeOrmModule.forRootAsync({
@@ -77,6 +57,7 @@ export async function ensureOrdersSchema(dataSource: DataSource): Promise<void> 
     }),
     TypeOrmModule.forFeature([OrderEntity]),
   ],
-  exports: [TypeOrmModule],
+  providers: [{ provide: DATABASE_CLOCK, useValue: systemClock }, DatabaseConnector, DatabaseAvailabilityInterceptor],
+  exports: [TypeOrmModule, DatabaseConnector, DatabaseAvailabilityInterceptor],
 })
 export class DatabaseModule {}

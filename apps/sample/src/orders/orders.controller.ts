@@ -1,7 +1,9 @@
-import { BadRequestException, Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { BadRequestException, Body, Controller, Get, HttpCode, Param, Post, UseInterceptors } from '@nestjs/common';
+import { DatabaseAvailabilityInterceptor } from '../database/database-availability.interceptor';
 import { Order, OrdersService } from './orders.service';
 
 @Controller('orders')
+@UseInterceptors(DatabaseAvailabilityInterceptor)
 export class OrdersController {
   constructor(private readonly orders: OrdersService) {}
 

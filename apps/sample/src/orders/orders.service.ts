@@ -1,9 +1,8 @@
 import { Inject, Injectable, NotFoundException, OnModuleInit } from '@nestjs/common';
-import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
+import { InjectRepository } from '@nestjs/typeorm';
 import { LifecycleService } from '@nest-rollout/lifecycle';
-import { DataSource, Repository } from 'typeorm';
+import { Repository } from 'typeorm';
 import { OrdersCache } from '../cache/cache.module';
-import { ensureOrdersSchema } from '../database/database.module';
 import { OrderEntity } from '../database/order.entity';
 import type { SampleConfig } from '../sample.config';
 import { SAMPLE_CONFIG } from '../sample.constants';
@@ -25,14 +24,12 @@ export class OrdersService implements OnModuleInit {
     private readonly lifecycle: LifecycleService,
     @Inject(SAMPLE_CONFIG) private readonly config: SampleConfig,
     @InjectRepository(OrderEntity) private readonly orders: Repository<OrderEntity>,
-    @InjectDataSource() private readonly dataSource: DataSource,
     private readonly cache: OrdersCache,
   ) {}
 
-  async onModuleInit(): Promise<void> {
-    // Before the server listens: no request may reach a table that is not there yet.
-    await ensureOrdersSchema(this.dataSource);
-    // Stands for cache priming or pool warm-up: the instance must not turn ready before it is done.
+  onModuleInit(): void {
+    // Stands for cache priming: the instance must not turn ready before it is done (the database
+    // connection and the orders table are DatabaseConnector's warm-up task).
     this.lifecycle.registerWarmupTask({
       name: 'orders.prime',
       run: (signal) => sleep(this.config.warmupDelayMs, signal),
