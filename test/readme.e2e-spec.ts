@@ -5,6 +5,8 @@ import { isDeepStrictEqual } from 'node:util';
 import { customCheck, DEFAULT_HEALTH_PATH, HealthModule, resolveHealthOptions } from '@nest-rollout/health';
 import type { HealthModuleOptions, ResolvedHealthOptions } from '@nest-rollout/health';
 import { LifecycleModule, resolveLifecycleOptions } from '@nest-rollout/lifecycle';
+import { LoggingModule, resolveLoggingOptions } from '@nest-rollout/logging';
+import type { LoggingModuleOptions, ResolvedLoggingOptions } from '@nest-rollout/logging';
 import type { LifecycleModuleOptions, ResolvedLifecycleOptions } from '@nest-rollout/lifecycle';
 import { DEFAULT_METRICS_PATH, MetricsModule, resolveMetricsOptions } from '@nest-rollout/metrics';
 import type { MetricsModuleOptions, ResolvedMetricsOptions } from '@nest-rollout/metrics';
@@ -114,6 +116,17 @@ const TABLES: readonly OptionTable<Options>[] = [
       registry: { documented: "prom-client's global `register`", expected: () => register },
       track: { documented: '`$APP_TRACK` or `stable`', expected: () => env.APP_TRACK || 'stable' },
       commit: { documented: '`$APP_COMMIT` or `unknown`', expected: () => env.APP_COMMIT || 'unknown' },
+    },
+  }),
+  optionTable<ResolvedLoggingOptions>({
+    lib: 'logging',
+    heading: '## Logging',
+    resolve: (input) => resolveLoggingOptions(input as LoggingModuleOptions),
+    statics: { isGlobal: LoggingModule.forRoot().global ?? false },
+    expressions: {
+      // The resolved list holds the header paths that are always redacted; the option adds to them.
+      redact: { documented: '`[]`', expected: () => [], actual: (o) => o.redact.filter((path) => !/headers/.test(path)) },
+      destination: { documented: 'standard output', expected: () => undefined },
     },
   }),
   optionTable<ResolvedRegistryOptions>({
