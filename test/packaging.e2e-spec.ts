@@ -4,7 +4,25 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { preProcessFile } from 'typescript';
+import {
+  createCompilerHost,
+  createProgram,
+  createSourceFile,
+  displayPartsToString,
+  flattenDiagnosticMessageText,
+  getParsedCommandLineOfConfigFile,
+  getPreEmitDiagnostics,
+  isCallExpression,
+  preProcessFile,
+  sys,
+  TypeFlags,
+  type CompilerOptions,
+  type Expression,
+  type Symbol as TsSymbol,
+  type Type,
+  type TypeChecker,
+  type TypeReference,
+} from 'typescript';
 
 /**
  * Every lib is a real npm package: its imports are declared, and the tarball `npm pack` makes
@@ -125,6 +143,115 @@ describe('package manifests', () => {
     expect(m.peerDependencies?.['@nestjs/common']).toBe('^11.0.0 || ^12.0.0');
     expect(m.peerDependencies?.['@nestjs/core']).toBe('^11.0.0 || ^12.0.0');
   });
+
+  /** Libs with module options (`<lib>.options.ts`, read by `<Lib>Module.forRoot()`). */
+  const LIBS_WITH_OPTIONS = LIBS.filter((lib) => statSync(join(ROOT, 'libs', lib, 'src', `${lib}.options.ts`), { throwIfNoEntry: false }));
+
+  interface OptionDocs {
+    /** Type errors in `<Lib>Module.forRoot({})` (say, no such module), which would leave nothing to compare. */
+    problems: string[];
+    /** Option path (`consul.check.ttlMs`, `readiness[].timeoutMs`) to its JSDoc text and tags. */
+    docs: Record<string, string>;
+  }
+
+  /**
+   * What an editor shows for each option of `<Lib>Module.forRoot({ ... })`, nested options included.
+   * `build` reads the published declarations (the packages in node_modules point at dist/), as a
+   * user's install does; `source` the sources, through the repository's path mapping.
+   */
+  const optionDocsCache = new Map<'source' | 'build', Map<string, OptionDocs>>();
+  function optionDocs(from: 'source' | 'build'): Map<string, OptionDocs> {
+    const cached = optionDocsCache.get(from);
+    if (cached) return cached;
+    const moduleName = (lib: string) => `${lib[0].toUpperCase()}${lib.slice(1)}Module`;
+    const probes = new Map(
+      LIBS_WITH_OPTIONS.map((lib) => [
+        join(ROOT, 'test', `${lib}.option-docs.probe.ts`),
+        `import { ${moduleName(lib)} } from '@nest-rollout/${lib}';\n${moduleName(lib)}.forRoot({});\n`,
+      ]),
+    );
+    const configHost = { ...sys, onUnRecoverableConfigFileDiagnostic: () => {} };
+    const options: CompilerOptions = {
+      ...getParsedCommandLineOfConfigFile(join(ROOT, 'tsconfig.json'), {}, configHost)?.options,
+      noEmit: true,
+    };
+    if (from === 'build') delete options.paths;
+    const host = createCompilerHost(options);
+    const { getSourceFile, fileExists, readFile } = host;
+    host.getSourceFile = (name, ...rest) => {
+      const probe = probes.get(name);
+      return probe === undefined ? getSourceFile.call(host, name, ...rest) : createSourceFile(name, probe, rest[0]);
+    };
+    host.fileExists = (name) => probes.has(name) || fileExists.call(host, name);
+    host.readFile = (name) => probes.get(name) ?? readFile.call(host, name);
+    const program = createProgram([...probes.keys()], options, host);
+    const checker = program.getTypeChecker();
+
+    const result = new Map<string, OptionDocs>();
+    [...probes.keys()].forEach((fileName, index) => {
+      const lib = LIBS_WITH_OPTIONS[index];
+      const probe = program.getSourceFile(fileName);
+      const problems = getPreEmitDiagnostics(program, probe).map((d) => flattenDiagnosticMessageText(d.messageText, '\n'));
+      const docs: Record<string, string> = {};
+      const libDir = `${join(ROOT, 'libs', lib)}/`;
+      const walk = (type: Type, prefix: string, depth: number): void => {
+        for (const option of checker.getPropertiesOfType(type)) {
+          // Only options this lib declares: not the members of a prom-client Registry or a Buffer.
+          if (!option.declarations?.some((d) => d.getSourceFile().fileName.startsWith(libDir))) continue;
+          const path = `${prefix}${option.name}`;
+          docs[path] = describeSymbol(checker, option);
+          if (depth === 6) continue;
+          for (const nested of objectTypesOf(checker, checker.getTypeOfSymbol(option))) {
+            walk(nested.type, `${path}${nested.suffix}.`, depth + 1);
+          }
+        }
+      };
+      // The `{}` given to forRoot, whose parameter is optional: `<Lib>ModuleOptions & extras`, or undefined.
+      let argument: Expression | undefined;
+      probe?.forEachChild(function visit(node) {
+        if (isCallExpression(node)) argument = node.arguments[0];
+        else node.forEachChild(visit);
+      });
+      const type = argument && checker.getContextualType(argument);
+      if (type) walk(checker.getNonNullableType(type), '', 0);
+      result.set(lib, { problems, docs });
+    });
+    optionDocsCache.set(from, result);
+    return result;
+  }
+
+  function describeSymbol(checker: TypeChecker, symbol: TsSymbol): string {
+    const tags = symbol.getJsDocTags(checker).map((tag) => `@${tag.name} ${displayPartsToString(tag.text)}`.trim());
+    return [displayPartsToString(symbol.getDocumentationComment(checker)), ...tags].join('\n').trim();
+  }
+
+  /**
+   * The object types an option's value may take (through unions, undefined and arrays), whose
+   * members are options too, each with the path suffix that reaches it (`[]` for an array's element).
+   */
+  function objectTypesOf(checker: TypeChecker, type: Type, suffix = ''): { type: Type; suffix: string }[] {
+    const members = type.isUnion() ? type.types : [type];
+    return members.flatMap((member) => {
+      if (checker.isArrayType(member) || checker.isTupleType(member)) {
+        return checker.getTypeArguments(member as TypeReference).flatMap((element) => objectTypesOf(checker, element, `${suffix}[]`));
+      }
+      return member.flags & TypeFlags.Object && member.getCallSignatures().length === 0 ? [{ type: member, suffix }] : [];
+    });
+  }
+
+  it.each(LIBS_WITH_OPTIONS)(
+    "libs/%s keeps every option's JSDoc and @default in its published declarations, as an editor shows them on forRoot()",
+    (lib) => {
+      const source = optionDocs('source').get(lib);
+      const built = optionDocs('build').get(lib);
+      expect(source?.problems).toEqual([]);
+      expect(built?.problems).toEqual([]);
+      // The walk found the options and their documented defaults at all.
+      expect(Object.values(source?.docs ?? {}).filter((doc) => doc.includes('@default')).length).toBeGreaterThan(0);
+      expect(built?.docs).toEqual(source?.docs);
+    },
+    120_000,
+  );
 });
 
 /**

@@ -1,5 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { describeOptionIssues, parseModuleOptions } from '@nest-rollout/lifecycle';
+import {
+  EVEN_WITH_OTHER_PROBLEMS,
+  describeOptionIssues,
+  optionGroup,
+  parseModuleOptions,
+  rejected,
+  withoutDefault,
+} from '@nest-rollout/lifecycle';
 import { z } from 'zod';
 import type { HealthCheckDefinition, ResolvedHealthCheck } from './health.check';
 import { HealthIndicatorKey } from './health.constants';
@@ -46,23 +53,6 @@ const REDACT = 'must be at least 4 characters long';
 const GRPC_SERVICE = 'must be a gRPC service name such as "orders.v1.Orders"';
 const HEALTH_PATH = 'must be a URL path such as "health" or "ops/health"';
 
-/**
- * Rules across fields run even when other options were rejected, so that every problem shows at
- * once; only a value that is not an object (or array) at all skips them.
- */
-const EVEN_WITH_OTHER_PROBLEMS = { when: (payload: z.core.ParsePayload) => !payload.issues.some(isRootTypeIssue) };
-
-function isRootTypeIssue(issue: z.core.$ZodRawIssue): boolean {
-  return issue.code === 'invalid_type' && !issue.path?.length;
-}
-
-/** Whether the option at `path`, or one holding it, was rejected: its value must not be read then. */
-function rejected(ctx: z.RefinementCtx<unknown>, ...path: PropertyKey[]): boolean {
-  return ctx.issues.some(
-    (issue) => issue.code !== 'unrecognized_keys' && (issue.path ?? []).every((part, index) => index < path.length && part === path[index]),
-  );
-}
-
 const isFunction = (value: unknown): boolean => typeof value === 'function';
 /** `z.custom` aborts the whole parse by default, which would skip the rules across fields. */
 const NOT_ABORTING = { abort: false } as const;
@@ -76,7 +66,7 @@ function milliseconds(min: number) {
 const count = z.int({ error: COUNT }).min(1, { error: COUNT }).max(1000, { error: COUNT });
 const nonEmptyString = z.string({ error: NON_EMPTY_STRING }).regex(/\S/, { error: NON_EMPTY_STRING });
 
-const healthCheckSchema = z.strictObject(
+const healthCheckSchema = optionGroup(
   {
     /** Key of the check in the probe body and the logs: letters, digits, `_`, `-`, `.`. */
     name: z
@@ -114,10 +104,10 @@ const healthCheckSchema = z.strictObject(
     /** @default the module's `successThreshold` */
     successThreshold: count.optional(),
   },
-  { error: "must be a check object such as postgresCheck('database', { pool })" },
+  "must be a check object such as postgresCheck('database', { pool })",
 );
 
-const managementRouteSchema = z.strictObject(
+const managementRouteSchema = optionGroup(
   {
     /** @default 'GET' (HEAD is answered by GET routes) */
     method: z.enum(['GET', 'POST', 'PUT', 'DELETE'], { error: 'must be GET, POST, PUT or DELETE' }).optional(),
@@ -129,11 +119,11 @@ const managementRouteSchema = z.strictObject(
       error: 'must be a function (req, res) => void',
     }),
   },
-  { error: 'must be an object { path, handle }' },
+  'must be an object { path, handle }',
 );
 
 /** A separate HTTP server for the probes (and `/metrics`), so the public ingress exposes neither. */
-const managementSchema = z.strictObject(
+const managementSchema = optionGroup(
   {
     /** Port of the management server; `0` takes a free one (see `ManagementServer.address()`). */
     port: z.int({ error: PORT }).min(0, { error: PORT }).max(65535, { error: PORT }),
@@ -153,11 +143,11 @@ const managementSchema = z.strictObject(
      */
     routes: z.array(managementRouteSchema, { error: 'must be an array of { path, handle }' }).default(() => []),
   },
-  { error: 'must be an object such as { port: 9000 }' },
+  'must be an object such as { port: 9000 }',
 );
 
 /** Options of `HealthModule.forRoot()`, before the defaults. */
-const healthOptionsObject = z.strictObject({
+const healthOptionsObject = optionGroup({
   /**
    * Put the lifecycle state (`STARTING`, `READY`, `DRAINING`, ...) in every probe body, so that
    * an operator can tell "draining" from "a dependency is down" at a glance.
@@ -180,7 +170,7 @@ const healthOptionsObject = z.strictObject({
    * gap between two results.
    * @default per check, the larger of 2 * intervalMs + timeoutMs and intervalMs + timeoutMs + 10000
    */
-  maxAgeMs: milliseconds(1).optional(),
+  maxAgeMs: withoutDefault(milliseconds(1)),
   /**
    * Consecutive failures before an up check is reported down (damping for flapping dependencies).
    * @default 1
@@ -226,7 +216,7 @@ type ParsedHealthOptions = z.output<typeof healthOptionsObject>;
 function checkNamesAreUnique(checks: ParsedHealthCheck[], ctx: z.RefinementCtx<ParsedHealthCheck[]>): void {
   const firstIndex = new Map<string, number>();
   checks.forEach((check, index) => {
-    if (rejected(ctx, index, 'name')) return;
+    if (rejected(ctx, `[${index}].name`)) return;
     const first = firstIndex.get(check.name);
     if (first === undefined) {
       firstIndex.set(check.name, index);
@@ -248,12 +238,12 @@ function checkTimings(check: ParsedHealthCheck, options: ParsedHealthOptions): {
 /** A module-wide maxAgeMs must leave every check room for one normal gap between two results. */
 function checkMaxAge(options: ParsedHealthOptions, ctx: z.RefinementCtx<ParsedHealthOptions>): void {
   const { maxAgeMs } = options;
-  if (maxAgeMs === undefined || ['maxAgeMs', 'intervalMs', 'timeoutMs', 'readiness'].some((field) => rejected(ctx, field))) return;
+  if (maxAgeMs === undefined || rejected(ctx, 'maxAgeMs', 'intervalMs', 'timeoutMs', 'readiness')) return;
   options.readiness.forEach((check, index) => {
-    if (rejected(ctx, 'readiness', index, 'intervalMs') || rejected(ctx, 'readiness', index, 'timeoutMs')) return;
+    if (rejected(ctx, `readiness[${index}].intervalMs`, `readiness[${index}].timeoutMs`)) return;
     const { intervalMs, timeoutMs } = checkTimings(check, options);
     if (maxAgeMs >= intervalMs + timeoutMs) return;
-    const label = rejected(ctx, 'readiness', index, 'name') ? `readiness[${index}]` : `readiness[${index}] ("${check.name}")`;
+    const label = rejected(ctx, `readiness[${index}].name`) ? `readiness[${index}]` : `readiness[${index}] ("${check.name}")`;
     ctx.addIssue({
       code: 'custom',
       path: ['maxAgeMs'],
@@ -283,9 +273,6 @@ const healthOptionsSchema = healthOptionsObject.superRefine(checkMaxAge, EVEN_WI
   Object.freeze({
     ...options,
     readiness: Object.freeze(options.readiness.map((check) => resolveCheck(check, options))),
-    // Present even when unset, so that every option shows in the resolved object; `undefined`:
-    // each check derives its own.
-    maxAgeMs: options.maxAgeMs,
     management: options.management && Object.freeze({ ...options.management, routes: Object.freeze(options.management.routes) }),
     redact: Object.freeze(options.redact),
     grpcServices: Object.freeze(options.grpcServices),
@@ -293,7 +280,10 @@ const healthOptionsSchema = healthOptionsObject.superRefine(checkMaxAge, EVEN_WI
 );
 
 /** Options of `HealthModule.forRoot()`; every field is optional. */
-export type HealthModuleOptions = z.input<typeof healthOptionsSchema>;
+// An interface rather than an alias: declarations inferred from it (the module definition's) then
+// name it instead of copying its members, and the copies would lose each option's JSDoc.
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- equivalent on purpose, see above
+export interface HealthModuleOptions extends z.input<typeof healthOptionsSchema> {}
 /** The options after one merge with the defaults, as `HEALTH_OPTIONS` provides them. */
 export type ResolvedHealthOptions = z.output<typeof healthOptionsSchema>;
 /** A separate HTTP server for the probes (and `/metrics`), so the public ingress exposes neither. */

@@ -15,4 +15,11 @@ export type { LifecycleStateChange } from './lifecycle.state';
 export { ManualClock, settle } from './manual-clock';
 export { METRICS_PUBLISHER } from './metrics-publisher';
 export type { MetricReading, MetricsPublisher } from './metrics-publisher';
-export { EVEN_WITH_OTHER_PROBLEMS, describeOptionIssues, optionGroup, parseModuleOptions, rejected, withoutDefault } from './module-options';
+export {
+  EVEN_WITH_OTHER_PROBLEMS,
+  describeOptionIssues,
+  optionGroup,
+  parseModuleOptions,
+  rejected,
+  withoutDefault,
+} from './module-options';

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { LifecycleOptionsError } from './lifecycle.errors';
-import { parseModuleOptions } from './module-options';
+import { EVEN_WITH_OTHER_PROBLEMS, optionGroup, parseModuleOptions, rejected, withoutDefault } from './module-options';
 
 const SUPPORTED_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR2'];
 
@@ -36,7 +36,7 @@ const POSITIVE_NUMBER = 'must be a positive number';
 const COLOR = 'must be a lower-case label such as "blue" or "green"';
 const BOOLEAN = 'must be a boolean';
 
-const lifecycleOptionsObject = z.strictObject({
+const lifecycleOptionsObject = optionGroup({
   /**
    * Default timeout of one warm-up task. A critical task that fails or times out stops the process.
    * @default 30000
@@ -80,7 +80,7 @@ const lifecycleOptionsObject = z.strictObject({
    * The pod's `terminationGracePeriodSeconds`, when known: the hard deadline must end before it,
    * or the kubelet's SIGKILL cuts the shutdown short.
    */
-  terminationGracePeriodSeconds: z.number({ error: POSITIVE_NUMBER }).positive({ error: POSITIVE_NUMBER }).optional(),
+  terminationGracePeriodSeconds: withoutDefault(z.number({ error: POSITIVE_NUMBER }).positive({ error: POSITIVE_NUMBER })),
   /**
    * Signals that start the graceful shutdown. A second signal skips what is left of the drain delay.
    * @default ['SIGTERM', 'SIGINT']
@@ -100,7 +100,8 @@ const lifecycleOptionsObject = z.strictObject({
    * Version of the running build.
    * @default process.env.APP_VERSION ?? process.env.npm_package_version ?? '0.0.0'
    */
-  version: nonEmptyString.optional(),
+  // Its default comes from the environment that resolveLifecycleOptions is given.
+  version: withoutDefault(nonEmptyString),
   /**
    * Deployment colour (blue/green) or any lower-case label.
    * @default 'default'
@@ -145,12 +146,7 @@ function headersTimeoutMsOf(o: ParsedLifecycleOptions): number {
  * deadline inside the orchestrator's grace period; otherwise SIGKILL lands mid-drain.
  */
 function checkTimeBudget(o: ParsedLifecycleOptions, ctx: z.RefinementCtx<ParsedLifecycleOptions>): void {
-  // The rules run even when other options were rejected, so that every problem shows at once;
-  // a rule over an option that was itself rejected is skipped (its value may be anything).
-  const rejected = new Set(ctx.issues.map((issue) => issue.path?.[0]));
-  const valid = (...fields: (keyof ParsedLifecycleOptions)[]) => fields.every((field) => !rejected.has(field));
-
-  if (valid('drainDelayMs', 'drainTaskTimeoutMs', 'shutdownTimeoutMs', 'hookTimeoutMs', 'hardDeadlineMs')) {
+  if (!rejected(ctx, 'drainDelayMs', 'drainTaskTimeoutMs', 'shutdownTimeoutMs', 'hookTimeoutMs', 'hardDeadlineMs')) {
     const budget = shutdownBudgetMs(o);
     const hardDeadlineMs = hardDeadlineMsOf(o);
     if (budget > hardDeadlineMs) {
@@ -164,7 +160,7 @@ function checkTimeBudget(o: ParsedLifecycleOptions, ctx: z.RefinementCtx<ParsedL
       });
     }
     const grace = o.terminationGracePeriodSeconds;
-    if (valid('terminationGracePeriodSeconds') && grace !== undefined && hardDeadlineMs >= grace * 1000) {
+    if (!rejected(ctx, 'terminationGracePeriodSeconds') && grace !== undefined && hardDeadlineMs >= grace * 1000) {
       ctx.addIssue({
         code: 'custom',
         path: ['hardDeadlineMs'],
@@ -174,7 +170,7 @@ function checkTimeBudget(o: ParsedLifecycleOptions, ctx: z.RefinementCtx<ParsedL
       });
     }
   }
-  if (valid('keepAliveTimeoutMs', 'headersTimeoutMs') && headersTimeoutMsOf(o) <= o.keepAliveTimeoutMs) {
+  if (!rejected(ctx, 'keepAliveTimeoutMs', 'headersTimeoutMs') && headersTimeoutMsOf(o) <= o.keepAliveTimeoutMs) {
     ctx.addIssue({
       code: 'custom',
       path: ['headersTimeoutMs'],
@@ -183,25 +179,19 @@ function checkTimeBudget(o: ParsedLifecycleOptions, ctx: z.RefinementCtx<ParsedL
   }
 }
 
-const lifecycleOptionsSchema = lifecycleOptionsObject
-  // Skipped only when the options are not an object at all.
-  .superRefine(checkTimeBudget, {
-    when: (payload) => !payload.issues.some((issue) => issue.code === 'invalid_type' && !issue.path?.length),
-  })
-  .transform((o) => ({
-    ...o,
-    hardDeadlineMs: hardDeadlineMsOf(o),
-    headersTimeoutMs: headersTimeoutMsOf(o),
-    // Present even when unset, so that every option shows in the resolved object.
-    terminationGracePeriodSeconds: o.terminationGracePeriodSeconds,
-    signals: [...new Set(o.signals)] as readonly NodeJS.Signals[],
-    instanceId: o.instanceId ?? `${hostname()}-${process.pid}`,
-    // Its default comes from the environment that resolveLifecycleOptions is given.
-    version: o.version,
-  }));
+const lifecycleOptionsSchema = lifecycleOptionsObject.superRefine(checkTimeBudget, EVEN_WITH_OTHER_PROBLEMS).transform((o) => ({
+  ...o,
+  hardDeadlineMs: hardDeadlineMsOf(o),
+  headersTimeoutMs: headersTimeoutMsOf(o),
+  signals: [...new Set(o.signals)] as readonly NodeJS.Signals[],
+  instanceId: o.instanceId ?? `${hostname()}-${process.pid}`,
+}));
 
 /** Options of `LifecycleModule.forRoot()`; every field is optional. */
-export type LifecycleModuleOptions = z.input<typeof lifecycleOptionsSchema>;
+// An interface rather than an alias: declarations inferred from it (the module definition's) then
+// name it instead of copying its members, and the copies would lose each option's JSDoc.
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- equivalent on purpose, see above
+export interface LifecycleModuleOptions extends z.input<typeof lifecycleOptionsSchema> {}
 
 /** The options after one merge with the defaults, as `LIFECYCLE_OPTIONS` provides them. */
 export type ResolvedLifecycleOptions = Readonly<z.output<typeof lifecycleOptionsSchema> & { version: string }>;

@@ -1,4 +1,4 @@
-import { parseModuleOptions } from '@nest-rollout/lifecycle';
+import { EVEN_WITH_OTHER_PROBLEMS, optionGroup, parseModuleOptions, rejected, withoutDefault } from '@nest-rollout/lifecycle';
 import { pino, type DestinationStream } from 'pino';
 import { z } from 'zod';
 import { LogField, REDACTED_HEADER_PATHS } from './logging.constants';
@@ -39,7 +39,7 @@ const STANDARD_OUTPUT_ONLY = 'applies to the standard-output destination only; r
 /** What pino needs of a destination. */
 const writable = z.looseObject({ write: z.function() });
 
-const loggingOptionsObject = z.strictObject({
+const loggingOptionsObject = optionGroup({
   /**
    * Lowest level written: one of `fatal`, `error`, `warn`, `info`, `debug`, `trace`, `silent`
    * (Nest's `verbose` maps to `trace`). A plain string so that it can come straight from an
@@ -85,7 +85,7 @@ const loggingOptionsObject = z.strictObject({
    * Name of the service, written as `service` on every line.
    * @default undefined (no `service` field)
    */
-  service: z.string({ error: NON_EMPTY_STRING }).regex(/\S/, { error: NON_EMPTY_STRING }).optional(),
+  service: withoutDefault(z.string({ error: NON_EMPTY_STRING }).regex(/\S/, { error: NON_EMPTY_STRING })),
   /**
    * Extra fields written on every line, e.g. `{ region: 'eu-west-1' }`.
    * @default {}
@@ -121,7 +121,7 @@ const loggingOptionsObject = z.strictObject({
    */
   // Checked, then passed on as it is: parsing it as an object would copy it without its
   // prototype, and with it the stream's flushSync and file descriptor.
-  destination: z.custom<DestinationStream>((value) => writable.safeParse(value).success, { error: DESTINATION }).optional(),
+  destination: withoutDefault(z.custom<DestinationStream>((value) => writable.safeParse(value).success, { error: DESTINATION })),
   /**
    * Standard output only: bytes gathered before one write, so a busy service makes one system call
    * per few dozen lines instead of one per line. 0 writes every line at once. Buffered lines are
@@ -149,31 +149,27 @@ type ParsedLoggingOptions = z.output<typeof loggingOptionsObject>;
  */
 function checkBufferOnlyForStandardOutput(o: ParsedLoggingOptions, ctx: z.RefinementCtx<ParsedLoggingOptions>): void {
   if (o.destination === undefined) return;
-  const rejected = new Set(ctx.issues.map((issue) => issue.path?.[0]));
   for (const field of ['bufferBytes', 'flushIntervalMs'] as const) {
-    if (o[field] !== undefined && !rejected.has(field)) ctx.addIssue({ code: 'custom', path: [field], message: STANDARD_OUTPUT_ONLY });
+    if (o[field] !== undefined && !rejected(ctx, field)) ctx.addIssue({ code: 'custom', path: [field], message: STANDARD_OUTPUT_ONLY });
   }
 }
 
 const loggingOptionsSchema = loggingOptionsObject
-  // Runs beside the other problems; skipped only when the options are not an object at all.
-  .superRefine(checkBufferOnlyForStandardOutput, {
-    when: (payload) => !payload.issues.some((issue) => issue.code === 'invalid_type' && !issue.path?.length),
-  })
+  .superRefine(checkBufferOnlyForStandardOutput, EVEN_WITH_OTHER_PROBLEMS)
   .transform((o) => ({
     ...o,
     /** Every redacted path: the always-redacted headers, then the `redact` option. */
     redact: Object.freeze([...REDACTED_HEADER_PATHS, ...o.redact]),
     base: Object.freeze(o.base),
-    // Present even when unset, so that every option shows in the resolved object.
-    service: o.service,
-    destination: o.destination,
     bufferBytes: o.bufferBytes ?? DEFAULT_LOGGING_OPTIONS.bufferBytes,
     flushIntervalMs: o.flushIntervalMs ?? DEFAULT_LOGGING_OPTIONS.flushIntervalMs,
   }));
 
 /** Options of `LoggingModule.forRoot()`; every field is optional. */
-export type LoggingModuleOptions = z.input<typeof loggingOptionsSchema>;
+// An interface rather than an alias: declarations inferred from it (the module definition's) then
+// name it instead of copying its members, and the copies would lose each option's JSDoc.
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- equivalent on purpose, see above
+export interface LoggingModuleOptions extends z.input<typeof loggingOptionsSchema> {}
 
 /** The options after one merge with the defaults, as `LOGGING_OPTIONS` provides them. */
 export type ResolvedLoggingOptions = Readonly<z.output<typeof loggingOptionsSchema>>;

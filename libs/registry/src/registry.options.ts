@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { parseModuleOptions } from '@nest-rollout/lifecycle';
+import { EVEN_WITH_OTHER_PROBLEMS, optionGroup, parseModuleOptions, rejected, withoutDefault } from '@nest-rollout/lifecycle';
 import { z } from 'zod';
 import { RegistryOptionsError } from './registry.errors';
 import type { RegistryDriverKind, ReleaseTrack } from './registry.types';
@@ -49,18 +49,6 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const flag = z.boolean({ error: 'must be a boolean' });
 
-/**
- * A group of options: strict, so that a misspelt key fails instead of being ignored, and frozen once
- * resolved. Its type names the shape itself rather than zod's mapped copy of it, so that the JSDoc and
- * `@default` of each option reach the published declarations and editors show them.
- */
-function optionGroup<Shape extends z.core.$ZodLooseShape>(
-  shape: Shape,
-  error = 'must be an object',
-): z.ZodReadonly<z.ZodObject<Shape, z.core.$strict>> {
-  return z.strictObject(shape, { error }).readonly();
-}
-
 function wholeNumber(min: number, max: number, message: string) {
   return z.number({ error: message }).int(message).min(min, message).max(max, message);
 }
@@ -75,25 +63,6 @@ function nonBlank(message: string) {
 
 function httpUrl(message: string) {
   return z.string({ error: message }).refine(isHttpUrlWithoutPath, message);
-}
-
-/** An option with no default: it may be left out, and is still a key of the resolved options (undefined). */
-function withoutDefault<T extends z.ZodType>(schema: T) {
-  return schema.optional().prefault(undefined);
-}
-
-/**
- * Runs a rule once the fields it reads (paths from where the rule sits) have parsed, even when other
- * options have not: zod skips refinements after any type error, and one message should list every
- * problem. An unknown key elsewhere does not change the values a rule reads.
- */
-function whenParsed(...fields: string[]) {
-  const touches = (at: string) =>
-    at === '' || fields.some((field) => at === field || at.startsWith(`${field}.`) || field.startsWith(`${at}.`));
-  return {
-    when: (payload: z.core.ParsePayload) =>
-      !payload.issues.some((issue) => issue.code !== 'unrecognized_keys' && touches((issue.path ?? []).map(String).join('.'))),
-  };
 }
 
 const d = DEFAULT_REGISTRY_OPTIONS;
@@ -114,7 +83,7 @@ const registryTlsSchema = optionGroup({
   rejectUnauthorized: flag.optional(),
 }).refine((tls) => (tls.cert === undefined) === (tls.key === undefined), {
   error: 'cert and key go together (mutual TLS needs both)',
-  ...whenParsed(),
+  ...EVEN_WITH_OTHER_PROBLEMS,
 });
 
 const consulCheckSchema = optionGroup({
@@ -285,11 +254,10 @@ const retrySchema = optionGroup({
     .min(0, 'must be a number from 0 to 1')
     .max(1, 'must be a number from 0 to 1')
     .default(d.retry.jitter),
-}).refine((retry) => retry.maxDelayMs >= retry.initialDelayMs, {
-  error: 'must be at least retry.initialDelayMs',
-  path: ['maxDelayMs'],
-  ...whenParsed('initialDelayMs', 'maxDelayMs'),
-});
+}).superRefine((retry, ctx) => {
+  if (rejected(ctx, 'initialDelayMs', 'maxDelayMs') || retry.maxDelayMs >= retry.initialDelayMs) return;
+  ctx.addIssue({ code: 'custom', path: ['maxDelayMs'], message: 'must be at least retry.initialDelayMs' });
+}, EVEN_WITH_OTHER_PROBLEMS);
 
 const registryOptionsSchema = optionGroup(
   {
@@ -344,7 +312,7 @@ const registryOptionsSchema = optionGroup(
         tags.forEach((tag, i) => {
           if (tags.indexOf(tag) < i) ctx.addIssue({ code: 'custom', path: [i], message: 'is listed twice' });
         });
-      }, whenParsed())
+      }, EVEN_WITH_OTHER_PROBLEMS)
       .readonly()
       .prefault([]),
     /**
@@ -383,7 +351,7 @@ const registryOptionsSchema = optionGroup(
             message: `must have at most ${MAX_META_PAIRS - RESERVED_META_KEYS.length} keys: with version, color and track, Consul allows ${MAX_META_PAIRS}`,
           });
         }
-      }, whenParsed())
+      }, EVEN_WITH_OTHER_PROBLEMS)
       .readonly()
       .prefault({}),
     /** @default 'stable' */
@@ -416,58 +384,51 @@ const registryOptionsSchema = optionGroup(
   },
   'options must be an object',
 )
-  .superRefine(
-    (options, ctx) => {
-      if (options.register && options.driver !== 'none' && options.service === undefined) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['service'],
-          message: `is required to register with driver "${options.driver}" (or set register: false for a discovery-only client)`,
-        });
-      }
-    },
-    whenParsed('driver', 'register', 'service'),
-  )
-  .superRefine(
-    (options, ctx) => {
-      if (options.driver !== 'consul') return;
-      const check = options.consul.check;
-      if (check.type === 'http' && check.timeoutMs >= check.intervalMs) {
-        ctx.addIssue({ code: 'custom', path: ['consul', 'check', 'timeoutMs'], message: 'must be shorter than consul.check.intervalMs' });
-      }
-      if (check.type === 'ttl' && check.ttlMs / 3 + options.operationTimeoutMs >= check.ttlMs) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['consul', 'check', 'ttlMs'],
-          message: `is too short for operationTimeoutMs: a heartbeat every ttlMs / 3 that takes up to operationTimeoutMs must land before the TTL runs out; raise ttlMs above ${1.5 * options.operationTimeoutMs} or lower operationTimeoutMs`,
-        });
-      }
-    },
-    whenParsed(
-      'driver',
-      'operationTimeoutMs',
-      'consul.check.type',
-      'consul.check.intervalMs',
-      'consul.check.timeoutMs',
-      'consul.check.ttlMs',
-    ),
-  )
-  .superRefine(
-    (options, ctx) => {
-      const ttlMs = options.etcd.leaseTtlSeconds * 1000;
-      if (options.driver === 'etcd' && ttlMs / 3 + options.operationTimeoutMs >= ttlMs) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['etcd', 'leaseTtlSeconds'],
-          message: `is too short for operationTimeoutMs: a keep-alive every TTL / 3 that takes up to operationTimeoutMs must land before the lease expires; raise leaseTtlSeconds to at least ${Math.floor((1.5 * options.operationTimeoutMs) / 1000) + 1} or lower operationTimeoutMs`,
-        });
-      }
-    },
-    whenParsed('driver', 'operationTimeoutMs', 'etcd.leaseTtlSeconds'),
-  );
+  .superRefine((options, ctx) => {
+    if (rejected(ctx, 'driver', 'register', 'service')) return;
+    if (options.register && options.driver !== 'none' && options.service === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['service'],
+        message: `is required to register with driver "${options.driver}" (or set register: false for a discovery-only client)`,
+      });
+    }
+  }, EVEN_WITH_OTHER_PROBLEMS)
+  .superRefine((options, ctx) => {
+    if (rejected(ctx, 'driver', 'consul.check.type', 'consul.check.intervalMs', 'consul.check.timeoutMs')) return;
+    const check = options.consul.check;
+    if (options.driver === 'consul' && check.type === 'http' && check.timeoutMs >= check.intervalMs) {
+      ctx.addIssue({ code: 'custom', path: ['consul', 'check', 'timeoutMs'], message: 'must be shorter than consul.check.intervalMs' });
+    }
+  }, EVEN_WITH_OTHER_PROBLEMS)
+  .superRefine((options, ctx) => {
+    if (rejected(ctx, 'driver', 'operationTimeoutMs', 'consul.check.type', 'consul.check.ttlMs')) return;
+    const check = options.consul.check;
+    if (options.driver === 'consul' && check.type === 'ttl' && check.ttlMs / 3 + options.operationTimeoutMs >= check.ttlMs) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['consul', 'check', 'ttlMs'],
+        message: `is too short for operationTimeoutMs: a heartbeat every ttlMs / 3 that takes up to operationTimeoutMs must land before the TTL runs out; raise ttlMs above ${1.5 * options.operationTimeoutMs} or lower operationTimeoutMs`,
+      });
+    }
+  }, EVEN_WITH_OTHER_PROBLEMS)
+  .superRefine((options, ctx) => {
+    if (rejected(ctx, 'driver', 'operationTimeoutMs', 'etcd.leaseTtlSeconds')) return;
+    const ttlMs = options.etcd.leaseTtlSeconds * 1000;
+    if (options.driver === 'etcd' && ttlMs / 3 + options.operationTimeoutMs >= ttlMs) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['etcd', 'leaseTtlSeconds'],
+        message: `is too short for operationTimeoutMs: a keep-alive every TTL / 3 that takes up to operationTimeoutMs must land before the lease expires; raise leaseTtlSeconds to at least ${Math.floor((1.5 * options.operationTimeoutMs) / 1000) + 1} or lower operationTimeoutMs`,
+      });
+    }
+  }, EVEN_WITH_OTHER_PROBLEMS);
 
 /** Options of `RegistryModule.forRoot()`; every field is optional. */
-export type RegistryModuleOptions = z.input<typeof registryOptionsSchema>;
+// An interface rather than an alias: declarations inferred from it (the module definition's) then
+// name it instead of copying its members, and the copies would lose each option's JSDoc.
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- equivalent on purpose, see above
+export interface RegistryModuleOptions extends z.input<typeof registryOptionsSchema> {}
 /**
  * The options after one merge with `DEFAULT_REGISTRY_OPTIONS`: every key is present (undefined where
  * there is no default) and every level is frozen.
