@@ -5,6 +5,8 @@ import { isDeepStrictEqual } from 'node:util';
 import { customCheck, DEFAULT_HEALTH_PATH, HealthModule, resolveHealthOptions } from '@nest-rollout/health';
 import type { HealthModuleOptions, ResolvedHealthOptions } from '@nest-rollout/health';
 import { LifecycleModule, resolveLifecycleOptions } from '@nest-rollout/lifecycle';
+import { DynamicConfigModule, resolveDynamicConfigOptions } from '@nest-rollout/config';
+import type { DynamicConfigModuleOptions, ResolvedDynamicConfigOptions } from '@nest-rollout/config';
 import { LoggingModule, resolveLoggingOptions } from '@nest-rollout/logging';
 import type { LoggingModuleOptions, ResolvedLoggingOptions } from '@nest-rollout/logging';
 import type { LifecycleModuleOptions, ResolvedLifecycleOptions } from '@nest-rollout/lifecycle';
@@ -63,6 +65,11 @@ function controllersLike(forRoot: (extras: Options) => { controllers?: unknown[]
 }
 
 const env = process.env;
+
+/** A minimal Standard Schema: the dynamic configuration's one required option besides a source. */
+const DYNAMIC_SCHEMA = {
+  '~standard': { version: 1, vendor: 'readme-spec', validate: (value: unknown) => ({ value }) },
+} as const;
 
 const TABLES: readonly OptionTable<Options>[] = [
   optionTable<ResolvedLifecycleOptions>({
@@ -127,6 +134,18 @@ const TABLES: readonly OptionTable<Options>[] = [
       // The resolved list holds the header paths that are always redacted; the option adds to them.
       redact: { documented: '`[]`', expected: () => [], actual: (o) => o.redact.filter((path) => !/headers/.test(path)) },
       destination: { documented: 'standard output', expected: () => undefined },
+    },
+  }),
+  optionTable<ResolvedDynamicConfigOptions>({
+    lib: 'config',
+    heading: '## Dynamic configuration',
+    // The two required options, so that the defaults of the others can be read.
+    resolve: (input) =>
+      resolveDynamicConfigOptions({ schema: DYNAMIC_SCHEMA, file: 'config/dynamic.yaml', ...input } as DynamicConfigModuleOptions),
+    statics: { isGlobal: DynamicConfigModule.forRoot({ schema: DYNAMIC_SCHEMA, file: 'config/dynamic.yaml' }).global ?? false },
+    expressions: {
+      schema: { documented: '—', expected: () => DYNAMIC_SCHEMA },
+      file: { documented: '—', expected: () => 'config/dynamic.yaml' },
     },
   }),
   optionTable<ResolvedRegistryOptions>({

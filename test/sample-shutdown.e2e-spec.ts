@@ -183,7 +183,7 @@ describe('invalid options', () => {
     const exit = await proc.waitForExit(15_000);
     expect(exit.code).toBe(1);
     const output = proc.stderr.join('\n');
-    expect(output).toContain('ADAPTER must be "express" or "fastify"');
-    expect(output).toContain('DRAIN_DELAY_MS must be a whole number');
+    expect(output).toContain('ADAPTER: must be "express" or "fastify"');
+    expect(output).toContain('DRAIN_DELAY_MS: must be a whole number');
   }, 30_000);
 });

@@ -197,13 +197,13 @@ describe('the sample with an invalid environment', () => {
         level: 50,
         event: 'sample.start_failed',
         trace_id: expect.stringMatching(/^[0-9a-f]{32}$/),
-        error: expect.objectContaining({ name: 'SampleConfigError', message: expect.stringMatching(/DATABASE_CONNECT_TIMEOUT_MS/) }),
+        error: expect.objectContaining({ name: 'EnvValidationError', message: expect.stringMatching(/DATABASE_CONNECT_TIMEOUT_MS/) }),
       }),
     ]);
     expect(proc.stderr[0]).toBe('Start-up failed: Invalid environment (fix each and restart):');
     expect(proc.stderr.slice(1)).toEqual([
-      expect.stringMatching(/^ {2}- DATABASE_URL must start with postgres:\/\//),
-      expect.stringMatching(/^ {2}- DATABASE_CONNECT_TIMEOUT_MS must be a whole number/),
+      expect.stringMatching(/^ {2}- DATABASE_URL: must start with postgres:\/\//),
+      expect.stringMatching(/^ {2}- DATABASE_CONNECT_TIMEOUT_MS: must be a whole number/),
     ]);
     expect(`${proc.stdout.join('\n')}\n${proc.stderr.join('\n')}`).not.toContain(ANSI_ESCAPE);
   }, 90_000);

@@ -12,6 +12,9 @@ import type { AddressInfo, Socket } from 'node:net';
  *   PUT  /v1/agent/check/pass|warn|fail/:id    TTL updates; 404 "Unknown check ID" for an unknown id
  *   GET  /v1/health/service/:name              ?passing ?tag (repeatable) ?index ?wait, X-Consul-Index
  *   GET  /v1/catalog/service/:name             ?tag ?index ?wait, X-Consul-Index
+ *   GET  /v1/kv/:key                           ?recurse ?raw ?index ?wait, X-Consul-Index; 404 when nothing matches
+ *   PUT  /v1/kv/:key                           raw body as the value, ?flags ?cas; answers true or false
+ *   DELETE /v1/kv/:key                         ?recurse ?cas; answers true or false
  *
  * Checks behave as the agent's do: a check starts critical (unless `Status` says otherwise); an
  * HTTP check GETs its URL every `Interval` (first run at a random offset within the first interval,
@@ -28,6 +31,16 @@ import type { AddressInfo, Socket } from 'node:net';
  * check_deregister_interval_min, which its own tests shorten the same way), so that reaping fits in
  * a test. Deviations from a real agent: one node, one datacenter, no ACL policies (one token may do
  * everything), no `filter` expressions, no script/TCP/gRPC checks (accepted and left critical).
+ *
+ * The KV store follows https://developer.hashicorp.com/consul/api-docs/kv and the blocking-query
+ * rules of https://developer.hashicorp.com/consul/api-docs/features/blocking: a single key reports
+ * its ModifyIndex (the KV table's index when it does not exist), `?recurse` the highest ModifyIndex
+ * or deletion under the prefix; a blocking query returns once that index passes `index`. Values
+ * are base64 in JSON answers (null when empty). `restart()` wipes it like the rest of the state;
+ * `setKey` / `deleteKey` change it directly, also while the port is closed (a write the clients
+ * could not see). KV deviations: no sessions (`?acquire` / `?release` answer 400), no `?keys` /
+ * `?separator` listing, no `?dc` other than the agent's, deletions remembered until `restart()`
+ * (Consul reaps its tombstones after a while), and the 512 KB value limit is the only size check.
  */
 export interface ConsulTestServerOptions {
   /** @default a free port */
@@ -91,6 +104,15 @@ interface CheckRuntime {
   timer: NodeJS.Timeout | undefined;
 }
 
+interface KvEntry {
+  Key: string;
+  Value: Buffer;
+  CreateIndex: number;
+  ModifyIndex: number;
+  LockIndex: number;
+  Flags: number;
+}
+
 export interface ConsulRequestRecord {
   readonly method: string;
   readonly path: string;
@@ -104,6 +126,8 @@ const DEFAULT_WAIT_MS = 5 * 60_000;
 const REAP_INTERVAL_MS = 30_000;
 const MIN_DEREGISTER_CRITICAL_MS = 60_000;
 const DEFAULT_CHECK_TIMEOUT_MS = 10_000;
+/** "Values in the KV store cannot be larger than 512kb." */
+const MAX_KV_VALUE_BYTES = 512 * 1024;
 const INVALID_CHECK = 'Must provide TTL or Script/DockerContainerID/HTTP/TCP and Interval';
 
 /** Go's time.ParseDuration for the units Consul accepts ("1h30m", "10s", "1500ms"). */
@@ -122,6 +146,14 @@ export class ConsulTestServer {
   private readonly services = new Map<string, AgentService>();
   private readonly checks = new Map<string, CheckRuntime>();
   private index = 1;
+  /** The last index handed out, by a catalog or a KV write (Consul's Raft index, shared by both). */
+  private raftIndex = 1;
+  /** The KV store, by key. */
+  private readonly kv = new Map<string, KvEntry>();
+  /** Index at which each deleted key was deleted, so that a recursive query notices deletions. */
+  private readonly kvDeleted = new Map<string, number>();
+  /** Index of the last KV write or deletion (the KV table's index). */
+  private kvIndex = 0;
   /** Index at which each service name last changed (registration, deregistration, check status). */
   private readonly serviceIndex = new Map<string, number>();
   private readonly waiters = new Set<() => void>();
@@ -232,6 +264,10 @@ export class ConsulTestServer {
     this.services.clear();
     this.serviceIndex.clear();
     this.index = 1;
+    this.raftIndex = 1;
+    this.kv.clear();
+    this.kvDeleted.clear();
+    this.kvIndex = 0;
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -242,7 +278,8 @@ export class ConsulTestServer {
       res.once('close', () => this.frozen.delete(res));
       return;
     }
-    const body = await readBody(req);
+    const rawBody = await readBody(req);
+    const body = rawBody.toString('utf8');
     if (this.options.aclToken !== undefined) {
       const token = req.headers['x-consul-token'] ?? url.searchParams.get('token') ?? bearer(req.headers.authorization);
       if (token !== this.options.aclToken) return send(res, 403, 'Permission denied', 'text/plain');
@@ -273,6 +310,13 @@ export class ConsulTestServer {
       }
       if ((match = path.match(/^\/v1\/catalog\/service\/([^/]+)$/)) && method === 'GET') {
         return await this.blocking(url, decodeURIComponent(match[1]), res, (name) => this.catalogEntries(name, url));
+      }
+      if (path.startsWith('/v1/kv/')) {
+        const key = decodeURIComponent(path.slice('/v1/kv/'.length));
+        if (method === 'GET') return await this.kvGet(url, key, res);
+        if (method === 'PUT') return this.kvPut(url, key, rawBody, res);
+        if (method === 'DELETE') return this.kvDelete(url, key, res);
+        return send(res, 405, '', 'text/plain');
       }
     } catch (error) {
       return send(res, 500, (error as Error).message, 'text/plain');
@@ -495,6 +539,19 @@ export class ConsulTestServer {
   }
 
   private async blocking(url: URL, name: string, res: ServerResponse, read: (name: string) => unknown[]): Promise<void> {
+    if (!(await this.awaitIndex(url, res, () => this.indexOf(name)))) return;
+    res.setHeader('X-Consul-Index', String(this.indexOf(name)));
+    res.setHeader('X-Consul-KnownLeader', 'true');
+    res.setHeader('X-Consul-LastContact', '0');
+    sendJson(res, 200, read(name));
+  }
+
+  /**
+   * A blocking query's wait: with `index` above 0, until `current()` passes it or `wait` (default
+   * 5 m, max 10 m, plus up to wait/16) runs out. False when the request was answered here (a bad
+   * parameter) or is gone (the client left, the port closed).
+   */
+  private async awaitIndex(url: URL, res: ServerResponse, current: () => number): Promise<boolean> {
     const indexParam = url.searchParams.get('index');
     let waitMs = DEFAULT_WAIT_MS;
     const waitParam = url.searchParams.get('wait');
@@ -502,19 +559,23 @@ export class ConsulTestServer {
       try {
         waitMs = Math.min(parseGoDuration(/^\d+$/.test(waitParam) ? `${waitParam}s` : waitParam), MAX_WAIT_MS);
       } catch (error) {
-        return send(res, 400, `Invalid wait time: ${(error as Error).message}`, 'text/plain');
+        send(res, 400, `Invalid wait time: ${(error as Error).message}`, 'text/plain');
+        return false;
       }
     }
     const wanted = indexParam ? Number(indexParam) : 0;
-    if (indexParam && !Number.isFinite(wanted)) return send(res, 400, 'Invalid index', 'text/plain');
-    if (wanted > 0 && this.indexOf(name) <= wanted) {
+    if (indexParam && !Number.isFinite(wanted)) {
+      send(res, 400, 'Invalid index', 'text/plain');
+      return false;
+    }
+    if (wanted > 0 && current() <= wanted) {
       // "A small random amount of additional wait time is added ... up to wait / 16."
       const deadline = Date.now() + waitMs + Math.floor(Math.random() * (waitMs / 16));
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, Math.max(0, deadline - Date.now()));
         timer.unref();
         const check = () => {
-          if (this.indexOf(name) > wanted || !this.listening) done();
+          if (current() > wanted || !this.listening) done();
         };
         function done() {
           clearTimeout(timer);
@@ -526,12 +587,134 @@ export class ConsulTestServer {
         waiters.add(check);
         res.once('close', done);
       });
-      if (res.destroyed || !this.listening) return;
+      if (res.destroyed || !this.listening) return false;
     }
-    res.setHeader('X-Consul-Index', String(this.indexOf(name)));
+    return true;
+  }
+
+  // ---- KV store ------------------------------------------------------------------------------
+
+  /** Sets a key as a PUT would, also while the port is closed; wakes blocking queries. */
+  setKey(key: string, value: string | Buffer, flags = 0): number {
+    const index = this.nextRaftIndex();
+    const previous = this.kv.get(key);
+    this.kv.set(key, {
+      Key: key,
+      Value: Buffer.isBuffer(value) ? value : Buffer.from(value),
+      CreateIndex: previous?.CreateIndex ?? index,
+      ModifyIndex: index,
+      LockIndex: previous?.LockIndex ?? 0,
+      Flags: flags,
+    });
+    this.kvDeleted.delete(key);
+    this.kvIndex = index;
+    this.wake();
+    return index;
+  }
+
+  /** Deletes a key (or, with `recurse`, every key under it) as a DELETE would; true if something was deleted. */
+  deleteKey(key: string, recurse = false): boolean {
+    const doomed = recurse ? [...this.kv.keys()].filter((k) => k.startsWith(key)) : this.kv.has(key) ? [key] : [];
+    if (doomed.length === 0) return false;
+    const index = this.nextRaftIndex();
+    for (const k of doomed) {
+      this.kv.delete(k);
+      this.kvDeleted.set(k, index);
+    }
+    this.kvIndex = index;
+    this.wake();
+    return true;
+  }
+
+  /** The value of a key now, for assertions. */
+  keyValue(key: string): string | undefined {
+    return this.kv.get(key)?.Value.toString('utf8');
+  }
+
+  private async kvGet(url: URL, key: string, res: ServerResponse): Promise<void> {
+    // Consul tests these flags for presence: `?recurse` and `?recurse=true` alike.
+    const recurse = url.searchParams.has('recurse');
+    const raw = url.searchParams.has('raw');
+    const current = () => (recurse ? this.kvPrefixIndex(key) : this.kvKeyIndex(key));
+    if (!(await this.awaitIndex(url, res, current))) return;
+    res.setHeader('X-Consul-Index', String(current()));
     res.setHeader('X-Consul-KnownLeader', 'true');
     res.setHeader('X-Consul-LastContact', '0');
-    sendJson(res, 200, read(name));
+    const entries = recurse
+      ? [...this.kv.values()].filter((e) => e.Key.startsWith(key)).sort((a, b) => (a.Key < b.Key ? -1 : a.Key > b.Key ? 1 : 0))
+      : [this.kv.get(key)].filter((e): e is KvEntry => e !== undefined);
+    if (entries.length === 0) return send(res, 404, '', 'text/plain');
+    // ?raw applies to a single key only; a recursive read stays JSON.
+    if (raw && !recurse) {
+      const value = entries[0].Value;
+      if (res.headersSent || res.destroyed) return;
+      res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': value.length });
+      return void res.end(value);
+    }
+    sendJson(
+      res,
+      200,
+      entries.map((e) => ({
+        LockIndex: e.LockIndex,
+        Key: e.Key,
+        Flags: e.Flags,
+        Value: e.Value.length > 0 ? e.Value.toString('base64') : null,
+        CreateIndex: e.CreateIndex,
+        ModifyIndex: e.ModifyIndex,
+      })),
+    );
+  }
+
+  private kvPut(url: URL, key: string, body: Buffer, res: ServerResponse): void {
+    if (key === '') return send(res, 400, 'Missing key name', 'text/plain');
+    if (url.searchParams.has('acquire') || url.searchParams.has('release')) {
+      return send(res, 400, 'sessions (acquire/release) are not supported by this test server', 'text/plain');
+    }
+    if (body.length > MAX_KV_VALUE_BYTES) {
+      return send(res, 413, `Value exceeds ${MAX_KV_VALUE_BYTES} byte limit`, 'text/plain');
+    }
+    const flagsParam = url.searchParams.get('flags');
+    const flags = flagsParam ? Number(flagsParam) : 0;
+    if (!Number.isInteger(flags) || flags < 0) return send(res, 400, 'Invalid flags', 'text/plain');
+    const casParam = url.searchParams.get('cas');
+    if (casParam !== null) {
+      const cas = Number(casParam);
+      if (!/^\d+$/.test(casParam)) return send(res, 400, 'Invalid cas index', 'text/plain');
+      // "If the index is 0, Consul will only put the key if it does not already exist. If the index is
+      // non-zero, the key is only set if the index matches the ModifyIndex of that key."
+      const existing = this.kv.get(key);
+      if (cas === 0 ? existing !== undefined : existing?.ModifyIndex !== cas) return sendJson(res, 200, false);
+    }
+    this.setKey(key, body, flags);
+    sendJson(res, 200, true);
+  }
+
+  private kvDelete(url: URL, key: string, res: ServerResponse): void {
+    const recurse = url.searchParams.has('recurse');
+    if (key === '' && !recurse) return send(res, 400, 'Missing key name', 'text/plain');
+    const casParam = url.searchParams.get('cas');
+    if (casParam !== null && !recurse) {
+      if (!/^\d+$/.test(casParam)) return send(res, 400, 'Invalid cas index', 'text/plain');
+      // "Unlike PUT, the index must be greater than 0 for Consul to take any action."
+      const cas = Number(casParam);
+      if (cas === 0 || this.kv.get(key)?.ModifyIndex !== cas) return sendJson(res, 200, false);
+    }
+    this.deleteKey(key, recurse);
+    sendJson(res, 200, true);
+  }
+
+  /** A single key's index: its ModifyIndex, or the KV table's index when it does not exist (at least 1). */
+  private kvKeyIndex(key: string): number {
+    return this.kv.get(key)?.ModifyIndex ?? Math.max(1, this.kvIndex);
+  }
+
+  /** A prefix's index: the highest ModifyIndex or deletion under it, else the KV table's index (at least 1). */
+  private kvPrefixIndex(prefix: string): number {
+    if (prefix === '') return Math.max(1, this.kvIndex);
+    let index = 0;
+    for (const entry of this.kv.values()) if (entry.Key.startsWith(prefix)) index = Math.max(index, entry.ModifyIndex);
+    for (const [key, deletedAt] of this.kvDeleted) if (key.startsWith(prefix)) index = Math.max(index, deletedAt);
+    return index > 0 ? index : Math.max(1, this.kvIndex);
   }
 
   private healthEntries(name: string, url: URL): unknown[] {
@@ -606,9 +789,14 @@ export class ConsulTestServer {
   }
 
   private bump(name: string): number {
-    this.index += 1;
+    this.index = this.nextRaftIndex();
     this.serviceIndex.set(name, this.index);
     return this.index;
+  }
+
+  private nextRaftIndex(): number {
+    this.raftIndex += 1;
+    return this.raftIndex;
   }
 
   private wake(): void {
@@ -673,13 +861,12 @@ function bearer(header: string | undefined): string | undefined {
   return header?.startsWith('Bearer ') ? header.slice(7) : undefined;
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
+function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve) => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (chunk: string) => (body += chunk));
-    req.on('end', () => resolve(body));
-    req.on('error', () => resolve(body));
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', () => resolve(Buffer.concat(chunks)));
   });
 }
 

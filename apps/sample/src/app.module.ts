@@ -1,5 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
+import { ConfigModule } from '@nestjs/config';
 import { getDataSourceToken } from '@nestjs/typeorm';
+import { DynamicConfigModule } from '@nest-rollout/config';
 import { HealthModule } from '@nest-rollout/health';
 import { LifecycleModule } from '@nest-rollout/lifecycle';
 import { AppLogger, LoggingModule } from '@nest-rollout/logging';
@@ -10,49 +12,65 @@ import { DatabaseModule } from './database/database.module';
 import { DemoController } from './demo/demo.controller';
 import { sampleHealthOptions } from './health/sample-health';
 import { OrdersModule } from './orders/orders.module';
-import type { SampleConfig } from './sample.config';
-import { SAMPLE_CONFIG } from './sample.constants';
+import { sampleConfig, type SampleConfig } from './sample.config';
+import { sampleDynamicConfigSchema } from './sample.dynamic-config';
 
 @Module({})
 export class AppModule {
   /** `logger` is the one main.ts handed to NestFactory.create: the module reuses it. */
-  static forRoot(config: SampleConfig, logger: AppLogger): DynamicModule {
+  static forRoot(logger: AppLogger): DynamicModule {
     return {
       module: AppModule,
       global: true,
       imports: [
+        // The environment, validated before any provider is built; every module below reads it
+        // typed, through sampleConfig.KEY. No .env file: a pod gets exactly what it was given.
+        ConfigModule.forRoot({ isGlobal: true, ignoreEnvFile: true, load: [sampleConfig], validate: sampleConfig.validate }),
         LoggingModule.forLogger(logger),
-        LifecycleModule.forRoot({
-          drainDelayMs: config.drainDelayMs,
-          shutdownTimeoutMs: config.shutdownTimeoutMs,
-          minReadyDelayMs: config.minReadyDelayMs,
-          hardDeadlineMs: config.hardDeadlineMs,
-          color: config.color,
-          version: config.version,
+        LifecycleModule.forRootAsync({
+          inject: [sampleConfig.KEY],
+          useFactory: (config: SampleConfig) => ({
+            drainDelayMs: config.drainDelayMs,
+            shutdownTimeoutMs: config.shutdownTimeoutMs,
+            minReadyDelayMs: config.minReadyDelayMs,
+            hardDeadlineMs: config.hardDeadlineMs,
+            color: config.color,
+            version: config.version,
+          }),
+        }),
+        // Degrade switches and canary rules from DYNAMIC_CONFIG_FILE: watched, validated before
+        // they apply, re-read on SIGHUP; a file that does not validate at start-up stops the boot.
+        DynamicConfigModule.forRootAsync({
+          inject: [sampleConfig.KEY],
+          useFactory: (config: SampleConfig) => ({ schema: sampleDynamicConfigSchema, file: config.dynamicConfigFile }),
         }),
         DatabaseModule,
         CacheModule,
-        // Async, because the checks borrow the DataSource and the Redis client the orders use.
+        // The checks borrow the DataSource and the Redis client the orders use.
         HealthModule.forRootAsync({
-          inject: [SAMPLE_CONFIG, getDataSourceToken(), REDIS_CLIENT],
+          inject: [sampleConfig.KEY, getDataSourceToken(), REDIS_CLIENT],
           useFactory: sampleHealthOptions,
         }),
         // /metrics on the public port, unless a management port serves it with the probes (main.ts).
-        MetricsModule.forRoot({ serveOnAppPort: config.managementPort === undefined, track: config.registry.track }),
-        RegistryModule.forRoot({
-          driver: config.registry.driver,
-          service: 'orders',
-          track: config.registry.track,
-          // LISTEN_HOST=127.0.0.1 must be advertised as such; on 0.0.0.0 the module detects the address.
-          ...(config.host !== '0.0.0.0' && config.host !== '::' ? { address: config.host } : {}),
-          ...(config.registry.consulUrl ? { consul: { url: config.registry.consulUrl } } : {}),
-          ...(config.registry.etcdEndpoints ? { etcd: { endpoints: config.registry.etcdEndpoints } } : {}),
+        MetricsModule.forRootAsync({
+          inject: [sampleConfig.KEY],
+          useFactory: (config: SampleConfig) => ({ serveOnAppPort: config.managementPort === undefined, track: config.registry.track }),
+        }),
+        RegistryModule.forRootAsync({
+          inject: [sampleConfig.KEY],
+          useFactory: (config: SampleConfig) => ({
+            driver: config.registry.driver,
+            service: 'orders',
+            track: config.registry.track,
+            // LISTEN_HOST=127.0.0.1 must be advertised as such; on 0.0.0.0 the module detects the address.
+            ...(config.host !== '0.0.0.0' && config.host !== '::' ? { address: config.host } : {}),
+            ...(config.registry.consulUrl ? { consul: { url: config.registry.consulUrl } } : {}),
+            ...(config.registry.etcdEndpoints ? { etcd: { endpoints: config.registry.etcdEndpoints } } : {}),
+          }),
         }),
         OrdersModule,
       ],
       controllers: [DemoController],
-      providers: [{ provide: SAMPLE_CONFIG, useValue: config }],
-      exports: [SAMPLE_CONFIG],
     };
   }
 }

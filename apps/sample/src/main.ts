@@ -8,17 +8,19 @@ import { describeError } from '@nest-rollout/lifecycle';
 import { AppLogger } from '@nest-rollout/logging';
 import { MetricsService } from '@nest-rollout/metrics';
 import { AppModule } from './app.module';
-import { loadSampleConfig, SampleConfig } from './sample.config';
+import { sampleConfig, type SampleConfig } from './sample.config';
 import { SampleEvent } from './sample.constants';
 import { writeStartupFailure } from './startup-failure';
 
 async function bootstrap(): Promise<void> {
   // The logger exists before anything else, so that every line is JSON from the first one on,
   // including the error of an environment that does not parse (logged with the defaults then).
+  // The environment is validated here, before Nest, because the adapter, the logger and the port
+  // come from it; the application's providers get the same values through sampleConfig.KEY.
   let config: SampleConfig;
   let logger: AppLogger;
   try {
-    config = loadSampleConfig();
+    config = sampleConfig.parse();
     logger = new AppLogger({ level: config.logLevel, pretty: config.logPretty });
   } catch (error) {
     return failStart(new AppLogger(), error);
@@ -26,7 +28,7 @@ async function bootstrap(): Promise<void> {
   const adapter = config.adapter === 'fastify' ? new FastifyAdapter() : new ExpressAdapter();
   let app: INestApplication;
   try {
-    app = await NestFactory.create(AppModule.forRoot(config, logger), adapter, {
+    app = await NestFactory.create(AppModule.forRoot(logger), adapter, {
       logger,
       // Nest holds its first lines until LoggingModule knows the lifecycle, so that they carry its
       // boot trace id like every line after them until READY.

@@ -1,19 +1,20 @@
-import { loadSampleConfig, SAMPLE_ENV_VARIABLES, SampleConfigError, SQLITE_IN_MEMORY } from './sample.config';
+import { EnvValidationError } from '@nest-rollout/config';
+import { SAMPLE_ENV_VARIABLES, sampleConfig, sampleEnvSchema, SQLITE_IN_MEMORY } from './sample.config';
 import { sampleHealthOptions } from './health/sample-health';
 
 function problemsOf(env: NodeJS.ProcessEnv): string[] {
   try {
-    loadSampleConfig(env);
+    sampleConfig.parse(env);
   } catch (error) {
-    expect(error).toBeInstanceOf(SampleConfigError);
-    return [...(error as SampleConfigError).problems];
+    expect(error).toBeInstanceOf(EnvValidationError);
+    return [...(error as EnvValidationError).problems];
   }
   throw new Error('expected the environment to be rejected');
 }
 
-describe('loadSampleConfig', () => {
+describe('sampleConfig', () => {
   it('runs with no environment at all: embedded SQLite in memory, no cache, probes on the public port', () => {
-    expect(loadSampleConfig({})).toMatchObject({
+    expect(sampleConfig.parse({})).toMatchObject({
       port: 3000,
       host: '0.0.0.0',
       adapter: 'express',
@@ -25,7 +26,7 @@ describe('loadSampleConfig', () => {
   });
 
   it('reads PostgreSQL, Redis, the management port and the health settings', () => {
-    const config = loadSampleConfig({
+    const config = sampleConfig.parse({
       DATABASE_URL: 'postgres://orders:pw-1234@db:5432/orders',
       REDIS_URL: 'redis://:pw-5678@cache:6379/0',
       PORT_MANAGEMENT: '9464',
@@ -43,14 +44,14 @@ describe('loadSampleConfig', () => {
   });
 
   it('takes a SQLite file from DATABASE_URL', () => {
-    expect(loadSampleConfig({ DATABASE_URL: 'sqlite:./data/orders.db' }).database).toEqual({ kind: 'sqlite', file: './data/orders.db' });
+    expect(sampleConfig.parse({ DATABASE_URL: 'sqlite:./data/orders.db' }).database).toEqual({ kind: 'sqlite', file: './data/orders.db' });
   });
 
   it('waits 30 s for the database at start-up by default, or as long as DATABASE_CONNECT_TIMEOUT_MS says', () => {
-    expect(loadSampleConfig({}).databaseConnectTimeoutMs).toBe(30_000);
-    expect(loadSampleConfig({ DATABASE_CONNECT_TIMEOUT_MS: '120000' }).databaseConnectTimeoutMs).toBe(120_000);
+    expect(sampleConfig.parse({}).databaseConnectTimeoutMs).toBe(30_000);
+    expect(sampleConfig.parse({ DATABASE_CONNECT_TIMEOUT_MS: '120000' }).databaseConnectTimeoutMs).toBe(120_000);
     expect(problemsOf({ DATABASE_CONNECT_TIMEOUT_MS: '0' })).toEqual([
-      expect.stringMatching(/^DATABASE_CONNECT_TIMEOUT_MS must be a whole number from 100 to 3600000/),
+      expect.stringMatching(/^DATABASE_CONNECT_TIMEOUT_MS: must be a whole number from 100 to 3600000/),
     ]);
   });
 
@@ -62,16 +63,16 @@ describe('loadSampleConfig', () => {
       HEALTH_INTERVAL_MS: '1',
     });
     expect(problems).toEqual([
-      expect.stringMatching(/^DATABASE_URL must start with postgres:\/\//),
-      expect.stringMatching(/^REDIS_URL must be a redis:\/\//),
-      expect.stringMatching(/^PORT_MANAGEMENT must be a whole number from 0 to 65535/),
-      expect.stringMatching(/^HEALTH_INTERVAL_MS must be a whole number from 10/),
+      expect.stringMatching(/^DATABASE_URL: must start with postgres:\/\//),
+      expect.stringMatching(/^REDIS_URL: must be a redis:\/\//),
+      expect.stringMatching(/^PORT_MANAGEMENT: must be a whole number from 0 to 65535/),
+      expect.stringMatching(/^HEALTH_INTERVAL_MS: must be a whole number from 10/),
     ]);
     expect(problems.join('\n')).not.toContain('hunter22');
   });
 
   it('ignores what npm, Node, shells and Kubernetes set in every environment', () => {
-    const config = loadSampleConfig({
+    const config = sampleConfig.parse({
       COLOR: '0',
       HOST: 'workstation.local',
       HOSTNAME: 'orders-7d9f-abcde',
@@ -105,8 +106,25 @@ describe('loadSampleConfig', () => {
 
   it('rejects a management port equal to the public one', () => {
     expect(problemsOf({ PORT: '8080', PORT_MANAGEMENT: '8080' })).toEqual([
-      expect.stringMatching(/^PORT_MANAGEMENT must differ from PORT/),
+      expect.stringMatching(/^PORT_MANAGEMENT: must differ from PORT/),
     ]);
+  });
+
+  it('reports the ports rule along with the problems of other variables', () => {
+    expect(problemsOf({ PORT: '8080', PORT_MANAGEMENT: '8080', ADAPTER: 'koa' })).toEqual([
+      'ADAPTER: must be "express" or "fastify"',
+      expect.stringMatching(/^PORT_MANAGEMENT: must differ from PORT/),
+    ]);
+  });
+
+  it('reads the dynamic configuration from config/dynamic.yaml unless DYNAMIC_CONFIG_FILE names another file', () => {
+    expect(sampleConfig.parse({}).dynamicConfigFile).toBe('config/dynamic.yaml');
+    expect(sampleConfig.parse({ DYNAMIC_CONFIG_FILE: '/etc/orders/dynamic.yaml' }).dynamicConfigFile).toBe('/etc/orders/dynamic.yaml');
+  });
+
+  it('reads exactly the variables its schema names', () => {
+    expect(SAMPLE_ENV_VARIABLES).toEqual(Object.keys(sampleEnvSchema.shape));
+    expect(SAMPLE_ENV_VARIABLES).toEqual(expect.arrayContaining(['PORT', 'LISTEN_HOST', 'DATABASE_URL', 'PORT_MANAGEMENT', 'APP_TRACK']));
   });
 });
 
@@ -114,7 +132,7 @@ describe('sampleHealthOptions', () => {
   const dataSource = { query: async () => [], options: { type: 'postgres' } } as never;
 
   it('checks the database and, with REDIS_URL, the cache; masks both passwords', () => {
-    const config = loadSampleConfig({
+    const config = sampleConfig.parse({
       DATABASE_URL: 'postgres://orders:pw-1234@db/orders',
       REDIS_URL: 'redis://:pw-5678@cache:6379',
       PORT_MANAGEMENT: '9464',
@@ -130,7 +148,7 @@ describe('sampleHealthOptions', () => {
   });
 
   it('checks only the embedded database by default, with the probes on the public port', () => {
-    const options = sampleHealthOptions(loadSampleConfig({}), dataSource, null);
+    const options = sampleHealthOptions(sampleConfig.parse({}), dataSource, null);
     expect(options.readiness!.map((c) => [c.name, c.dependency])).toEqual([['database', 'sqlite']]);
     expect(options.management).toBeUndefined();
   });

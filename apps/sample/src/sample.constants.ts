@@ -1,5 +1,3 @@
-export const SAMPLE_CONFIG = 'SAMPLE:CONFIG';
-
 /** Log event names of the sample; one event per line. */
 export const SampleEvent = {
   /** The process could not start (invalid environment, options, a port in use); it exits 1. */

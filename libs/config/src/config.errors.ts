@@ -39,6 +39,19 @@ export class InvalidConfigError extends ConfigError {
   }
 }
 
+/**
+ * The dynamic configuration was read before it was loaded. DynamicConfigModule loads it when the
+ * application initialises (its `onModuleInit`, which Nest runs before that of the modules using it).
+ */
+export class DynamicConfigNotLoadedError extends ConfigError {
+  constructor() {
+    super(
+      'CONFIG_NOT_LOADED',
+      'The dynamic configuration was read before it was loaded: read DynamicConfigService in onModuleInit or later (e.g. in a request), not in a constructor or a provider factory.',
+    );
+  }
+}
+
 /** Why a source has no document right now. */
 export type ConfigSourceFailure = 'parse' | 'missing' | 'unavailable';
 

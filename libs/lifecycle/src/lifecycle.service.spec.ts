@@ -662,7 +662,7 @@ describe.each<AdapterName>(['express', 'fastify'])('LifecycleService on %s', (ad
       expect(eventsNamed(LifecycleEvent.REQUESTS_CUT)).toEqual([]);
     });
 
-    it('drains and closes the application in Nest\'s order without attachLifecycle, and app.close() later runs no hook twice', async () => {
+    it("drains and closes the application in Nest's order without attachLifecycle, and app.close() later runs no hook twice", async () => {
       const recorder = new ShutdownRecorder();
       await boot({ options: { drainDelayMs: 1_000 }, providers: [{ provide: ShutdownRecorder, useValue: recorder }] });
       recorder.server = h!.server;
@@ -900,7 +900,10 @@ describe('LifecycleService without an HTTP server (a microservice or standalone 
         { provide: ShutdownRecorder, useValue: recorder },
         {
           provide: TEST_TASKS,
-          useValue: { warmup: [warmup], drain: [{ name: 'pause-consumer', run: () => void drained.push('pause-consumer') }] } satisfies TestTasks,
+          useValue: {
+            warmup: [warmup],
+            drain: [{ name: 'pause-consumer', run: () => void drained.push('pause-consumer') }],
+          } satisfies TestTasks,
         },
       ],
     })

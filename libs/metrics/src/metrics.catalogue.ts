@@ -90,8 +90,18 @@ export const METRIC_CATALOGUE = {
   },
   [MetricName.CONFIG_RELOADS_TOTAL]: {
     kind: 'counter',
-    help: 'Dynamic configuration reloads, by source and result (applied, rejected, unchanged).',
+    help: 'Dynamic configuration updates handled, by source (file, etcd, consul, reload) and result (applied, unchanged, rejected, failed).',
     labelNames: ['source', 'result'],
+  },
+  [MetricName.CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS]: {
+    kind: 'gauge',
+    help: 'Unix time of the last dynamic configuration update that validated (applied or unchanged), or of the start-up load.',
+    labelNames: [],
+  },
+  [MetricName.CONFIG_INFO]: {
+    kind: 'gauge',
+    help: 'Always 1; the label hash is the version of the dynamic configuration in force.',
+    labelNames: ['hash'],
   },
   [MetricName.HEALTH_READINESS_CHANGES_TOTAL]: {
     kind: 'counter',
@@ -113,7 +123,9 @@ export type PublishedGaugeName =
   | typeof MetricName.REGISTRY_REGISTERED
   | typeof MetricName.REGISTRY_DEREGISTRATION_DURATION_SECONDS
   | typeof MetricName.REGISTRY_DISCOVERY_STALENESS_SECONDS
-  | typeof MetricName.REGISTRY_DISCOVERY_INSTANCES;
+  | typeof MetricName.REGISTRY_DISCOVERY_INSTANCES
+  | typeof MetricName.CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS
+  | typeof MetricName.CONFIG_INFO;
 export type PublishedMetricName = PublishedCounterName | PublishedGaugeName;
 
 /** The label values a published metric takes, e.g. `{ variant: 'canary', reason: 'header' }`. */
@@ -131,4 +143,6 @@ export const PUBLISHED_GAUGES: readonly PublishedGaugeName[] = [
   MetricName.REGISTRY_DEREGISTRATION_DURATION_SECONDS,
   MetricName.REGISTRY_DISCOVERY_STALENESS_SECONDS,
   MetricName.REGISTRY_DISCOVERY_INSTANCES,
+  MetricName.CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS,
+  MetricName.CONFIG_INFO,
 ];

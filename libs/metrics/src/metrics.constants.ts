@@ -29,6 +29,8 @@ export const MetricName = {
   REGISTRY_DISCOVERY_STALENESS_SECONDS: 'registry_discovery_staleness_seconds',
   REGISTRY_DISCOVERY_INSTANCES: 'registry_discovery_instances',
   CONFIG_RELOADS_TOTAL: 'config_reloads_total',
+  CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS: 'config_last_reload_success_timestamp_seconds',
+  CONFIG_INFO: 'config_info',
   HEALTH_READINESS_CHANGES_TOTAL: 'health_readiness_changes_total',
 } as const;
 export type MetricName = (typeof MetricName)[keyof typeof MetricName];

@@ -53,6 +53,8 @@ describe('MetricsService as the publisher of the other modules’ metrics', () =
     service.increment(MetricName.CONFIG_RELOADS_TOTAL, { source: 'file', result: 'rejected' }, 2);
     service.increment(MetricName.HEALTH_READINESS_CHANGES_TOTAL, { ready: 'false' });
     service.set(MetricName.REGISTRY_REGISTERED, { driver: 'consul' }, 1);
+    service.set(MetricName.CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS, {}, 1_790_000_000);
+    service.set(MetricName.CONFIG_INFO, { hash: '3f2a9c1e07b4' }, 1);
 
     const { contentType, body } = await service.metrics();
     expect(contentType).toBe(registry.contentType);
@@ -63,6 +65,8 @@ describe('MetricsService as the publisher of the other modules’ metrics', () =
     expect(valueOf(samples, MetricName.CONFIG_RELOADS_TOTAL, { source: 'file', result: 'rejected' })).toBe(2);
     expect(valueOf(samples, MetricName.HEALTH_READINESS_CHANGES_TOTAL, { ready: 'false' })).toBe(1);
     expect(valueOf(samples, MetricName.REGISTRY_REGISTERED, { driver: 'consul' })).toBe(1);
+    expect(valueOf(samples, MetricName.CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS, {})).toBe(1_790_000_000);
+    expect(valueOf(samples, MetricName.CONFIG_INFO, { hash: '3f2a9c1e07b4' })).toBe(1);
     expect(promtoolCheckMetrics(body)).toEqual({ status: 0, output: '' });
   });
 

@@ -2,8 +2,7 @@ import { Global, Inject, Injectable, Logger, Module, OnApplicationShutdown, OnMo
 import { LifecycleService } from '@nest-rollout/lifecycle';
 import { redactSecrets, urlSecrets } from '@nest-rollout/health';
 import { Redis } from 'ioredis';
-import type { SampleConfig } from '../sample.config';
-import { SAMPLE_CONFIG } from '../sample.constants';
+import { sampleConfig, type SampleConfig } from '../sample.config';
 
 /** The application's one Redis client, or null without REDIS_URL; the readiness check borrows it. */
 export const REDIS_CLIENT = 'SAMPLE:REDIS_CLIENT';
@@ -35,7 +34,7 @@ export class OrdersCache implements OnModuleInit, OnApplicationShutdown {
 
   constructor(
     @Inject(REDIS_CLIENT) private readonly redis: Redis | null,
-    @Inject(SAMPLE_CONFIG) private readonly config: SampleConfig,
+    @Inject(sampleConfig.KEY) private readonly config: SampleConfig,
     private readonly lifecycle: LifecycleService,
   ) {}
 
@@ -88,7 +87,7 @@ export class OrdersCache implements OnModuleInit, OnApplicationShutdown {
   providers: [
     {
       provide: REDIS_CLIENT,
-      inject: [SAMPLE_CONFIG],
+      inject: [sampleConfig.KEY],
       useFactory: (config: SampleConfig) => (config.redisUrl ? createRedisClient(config.redisUrl) : null),
     },
     OrdersCache,

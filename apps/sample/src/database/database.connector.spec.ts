@@ -2,7 +2,7 @@ import { Logger, ServiceUnavailableException, type CallHandler, type ExecutionCo
 import { LifecycleService, ManualClock, settle, type WarmupTask } from '@nest-rollout/lifecycle';
 import { lastValueFrom, of, throwError } from 'rxjs';
 import type { DataSource } from 'typeorm';
-import { loadSampleConfig, type SampleConfig } from '../sample.config';
+import { sampleConfig, type SampleConfig } from '../sample.config';
 import { DatabaseAvailabilityInterceptor } from './database-availability.interceptor';
 import { DATABASE_CONNECT_TASK, DATABASE_RETRY, DatabaseConnector, DatabaseUnavailableError, retryDelayMs } from './database.connector';
 
@@ -49,7 +49,7 @@ interface Setup {
 let stderrSpy: jest.SpyInstance | undefined;
 
 function setup(env: NodeJS.ProcessEnv, dataSource: FakeDataSource): Setup {
-  const config: SampleConfig = loadSampleConfig(env);
+  const config: SampleConfig = sampleConfig.parse(env);
   const clock = new ManualClock();
   const tasks: WarmupTask[] = [];
   const lifecycle = { registerWarmupTask: (task: WarmupTask) => tasks.push(task) } as unknown as LifecycleService;

@@ -3,8 +3,8 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { redactSecrets, urlSecrets } from '@nest-rollout/health';
 import { describeError, LifecycleClock, LifecycleService, untilAborted } from '@nest-rollout/lifecycle';
 import type { DataSource } from 'typeorm';
-import type { SampleConfig } from '../sample.config';
-import { SAMPLE_CONFIG, SampleEvent } from '../sample.constants';
+import { sampleConfig, type SampleConfig } from '../sample.config';
+import { SampleEvent } from '../sample.constants';
 import { writeStartupFailure } from '../startup-failure';
 import { ensureOrdersSchema } from './orders.schema';
 
@@ -65,7 +65,7 @@ export class DatabaseConnector implements OnModuleInit, BeforeApplicationShutdow
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
-    @Inject(SAMPLE_CONFIG) private readonly config: SampleConfig,
+    @Inject(sampleConfig.KEY) private readonly config: SampleConfig,
     private readonly lifecycle: LifecycleService,
     @Inject(DATABASE_CLOCK) private readonly clock: LifecycleClock,
   ) {

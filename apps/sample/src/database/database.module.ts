@@ -3,9 +3,7 @@ import { dirname } from 'node:path';
 import { Module } from '@nestjs/common';
 import { TypeOrmModule, TypeOrmModuleOptions } from '@nestjs/typeorm';
 import { systemClock } from '@nest-rollout/lifecycle';
-import type { SampleConfig } from '../sample.config';
-import { SQLITE_IN_MEMORY } from '../sample.config';
-import { SAMPLE_CONFIG } from '../sample.constants';
+import { sampleConfig, type SampleConfig, SQLITE_IN_MEMORY } from '../sample.config';
 import { DATABASE_CLOCK, DatabaseConnector } from './database.connector';
 import { DatabaseAvailabilityInterceptor } from './database-availability.interceptor';
 import { OrderEntity } from './order.entity';
@@ -52,7 +50,7 @@ export function dataSourceOptions(config: SampleConfig): TypeOrmModuleOptions {
 @Module({
   imports: [
     TypeOrmModule.forRootAsync({
-      inject: [SAMPLE_CONFIG],
+      inject: [sampleConfig.KEY],
       useFactory: (config: SampleConfig) => dataSourceOptions(config),
     }),
     TypeOrmModule.forFeature([OrderEntity]),

@@ -1,13 +1,16 @@
 import { BadRequestException, Body, Controller, Get, HttpCode, Param, Post, UseInterceptors } from '@nestjs/common';
 import { DatabaseAvailabilityInterceptor } from '../database/database-availability.interceptor';
+import { Degradable, DegradeInterceptor } from '../degrade/degrade.interceptor';
 import { Order, OrdersService } from './orders.service';
 
 @Controller('orders')
-@UseInterceptors(DatabaseAvailabilityInterceptor)
+// A switched-off route answers before the database is asked whether it is there.
+@UseInterceptors(DegradeInterceptor, DatabaseAvailabilityInterceptor)
 export class OrdersController {
   constructor(private readonly orders: OrdersService) {}
 
   @Get()
+  @Degradable('orders_list')
   list(): Promise<Order[]> {
     return this.orders.list();
   }

@@ -4,8 +4,7 @@ import { LifecycleService } from '@nest-rollout/lifecycle';
 import { Repository } from 'typeorm';
 import { OrdersCache } from '../cache/cache.module';
 import { OrderEntity } from '../database/order.entity';
-import type { SampleConfig } from '../sample.config';
-import { SAMPLE_CONFIG } from '../sample.constants';
+import { sampleConfig, type SampleConfig } from '../sample.config';
 
 export interface Order {
   readonly id: string;
@@ -22,7 +21,7 @@ const LIST_LIMIT = 100;
 export class OrdersService implements OnModuleInit {
   constructor(
     private readonly lifecycle: LifecycleService,
-    @Inject(SAMPLE_CONFIG) private readonly config: SampleConfig,
+    @Inject(sampleConfig.KEY) private readonly config: SampleConfig,
     @InjectRepository(OrderEntity) private readonly orders: Repository<OrderEntity>,
     private readonly cache: OrdersCache,
   ) {}

@@ -6,7 +6,10 @@ export interface ConfigChange<T> {
   readonly current: Readonly<T>;
   /** Short hash of the applied configuration (also `config_info{hash}`). */
   readonly version: string;
-  /** Top-level and nested keys whose values changed, as dot paths (`degrade.orders_list`). */
+  /**
+   * The deepest keys whose values changed, added or removed, as sorted dot paths
+   * (`degrade.orders_list`, `limits`); an array is one value (`rules`, never `rules.0`).
+   */
   readonly changedKeys: readonly string[];
   /** The source whose update caused the change (`file`, `etcd`, `consul`, or `reload`). */
   readonly source: string;
@@ -30,7 +33,10 @@ export interface DynamicConfig<T> {
   readonly version: string;
   /** Every applied change. */
   readonly changes$: Observable<ConfigChange<T>>;
-  /** The value of `key` now, then each time an applied change alters it. */
+  /**
+   * The value of `key` now, then each time an applied change alters it. Parts of the configuration
+   * that a change leaves alone keep their identity, so `===` tells whether a value changed.
+   */
   watch<K extends keyof T>(key: K): Observable<Readonly<T>[K]>;
   /** Reads every source again and applies the result if it is valid (what SIGHUP does). */
   reload(): Promise<ConfigReloadResult>;
