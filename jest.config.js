@@ -1,7 +1,7 @@
 // Unit specs sit next to the code (libs/*/src/**/*.spec.ts); end-to-end specs in test/ start real
 // processes from the build (npm run build first). Nest 12 ships ES modules only: Jest's CommonJS
 // runtime cannot require() them before Node 24.9, so those packages go through SWC as well.
-const ESM_PACKAGES = ['@nestjs', 'nestjs-pino', 'file-type', 'strtok3', 'token-types', 'peek-readable', '@tokenizer', 'uint8array-extras', '@borewit', 'uid'];
+const ESM_PACKAGES = ['@nestjs', 'jose', 'nestjs-pino', 'file-type', 'strtok3', 'token-types', 'peek-readable', '@tokenizer', 'uint8array-extras', '@borewit', 'uid'];
 
 const swcTs = ['@swc/jest', {
   jsc: {
