@@ -1,6 +1,4 @@
 import 'reflect-metadata';
-import { ChildProcess, spawn } from 'node:child_process';
-import { request } from 'node:http';
 import { Module, Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import Consul from 'consul';
@@ -18,7 +16,7 @@ import {
   etcdSource,
 } from '@nest-rollout/config';
 import { ConsulTestServer } from './support/consul-test-server';
-import { ETCD_BINARY, EtcdServer } from './support/etcd';
+import { EtcdServer } from './support/etcd';
 import { freePort } from './support/ports';
 import { waitUntil } from './support/wait';
 
@@ -114,49 +112,13 @@ async function consulBackend(): Promise<KvBackend> {
  * the usual port see nothing of it until they read again.
  */
 async function writeThroughAnotherPort(server: EtcdServer, key: string, value: string): Promise<void> {
-  const url = `http://127.0.0.1:${await freePort()}`;
-  const peer = `http://127.0.0.1:${server.peerPort}`;
-  const child: ChildProcess = spawn(
-    ETCD_BINARY,
-    [
-      '--name=test',
-      `--data-dir=${server.dataDir}`,
-      `--listen-client-urls=${url}`,
-      `--advertise-client-urls=${url}`,
-      `--listen-peer-urls=${peer}`,
-      `--initial-advertise-peer-urls=${peer}`,
-      `--initial-cluster=test=${peer}`,
-      '--log-level=warn',
-    ],
-    { stdio: 'ignore' },
-  );
-  const kill = () => child.kill('SIGKILL');
-  process.once('exit', kill);
-  const client = new Etcd3({ hosts: url });
-  try {
-    await waitUntil(() => etcdHealthy(url), 'etcd on the other port to be healthy', 15_000, 50);
-    await client.put(key).value(value).exec();
-  } finally {
-    client.close();
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    const timer = setTimeout(kill, 3000);
-    await exited;
-    clearTimeout(timer);
-    process.off('exit', kill);
-  }
-}
-
-function etcdHealthy(url: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = request(`${url}/health`, { agent: false, timeout: 1000 }, (res) => {
-      let body = '';
-      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      res.on('end', () => resolve(res.statusCode === 200 && /"health":\s*"true"/.test(body)));
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(false));
-    req.end();
+  await server.onAnotherPort(async (url) => {
+    const client = new Etcd3({ hosts: url });
+    try {
+      await client.put(key).value(value).exec();
+    } finally {
+      client.close();
+    }
   });
 }
 

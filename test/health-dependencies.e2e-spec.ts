@@ -140,10 +140,17 @@ describe('readiness on real PostgreSQL and Redis', () => {
         );
         const windowMs = Date.now() - started;
         const pings = (await redis!.commandCalls('ping')) - pingsBefore;
-        const notOk = statuses.filter((s) => s !== 200).length;
-        // On failure, the checks' own account of what went down says why.
-        if (notOk > 0) await delay(1500);
-        expect({ notOk, changes: notOk > 0 ? logEvents(sample!.process, 'health.check_changed') : [] }).toEqual({ notOk: 0, changes: [] });
+        // Every probe is answered from the cached results: 200, or 503 only while a check is down.
+        expect(statuses.filter((s) => s !== 200 && s !== 503)).toEqual([]);
+        const unready = statuses.filter((s) => s === 503).length;
+        if (unready > 0) {
+          // A storm that starves the event loop past the 300 ms check timeout (a busy 2-core
+          // machine) turns a check down, and readiness with it: correct, and logged. A 503 without
+          // such a logged failure would mean the probes themselves failed.
+          await delay(500);
+          const downs = logEvents(sample!.process, 'health.check_changed').filter((e) => e.to === 'down' && Number(e.time) >= started);
+          expect(downs).not.toEqual([]);
+        }
         // One check run per interval, plus one for a run already started when counting began.
         expect(pings).toBeLessThanOrEqual(Math.ceil(windowMs / INTERVAL_MS) + 1);
       } finally {

@@ -50,7 +50,8 @@ describe('nest-cli.json', () => {
     try {
       await waitForHttpStatus(`http://127.0.0.1:${port}/health/ready`, { status: 200, timeoutMs: 180_000, proc });
       expect((await httpGet(`http://127.0.0.1:${port}/orders`)).status).toBe(200);
-      const attached = logEvents(proc.stdout, 'lifecycle.attached')[0];
+      // Standard output is buffered (up to a second): wait for the line rather than read at once.
+      const attached = logEvents([await proc.waitForLine((line) => logEvents([line], 'lifecycle.attached').length > 0, 5_000)])[0];
       const pid = Number(/-(\d+)$/.exec(String(attached?.instance_id))?.[1]);
       process.kill(pid, 'SIGTERM');
       await proc.waitForLine((line) => logEvents([line], 'lifecycle.exit').some((exit) => exit.code === 0), 20_000);

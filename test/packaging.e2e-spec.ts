@@ -95,6 +95,9 @@ describe('package manifests', () => {
       '@nestjs/typeorm': "optional: terminus' TypeOrmHealthIndicator, which typeOrmCheck runs, loads it by name",
       typeorm: "optional: terminus' TypeOrmHealthIndicator requires it next to @nestjs/typeorm",
     },
+    config: {
+      '@nestjs/core': 'the runtime that builds its modules: every nest-rollout lib names the Nest 11 or 12 pair it supports',
+    },
     logging: {
       'pino-http': 'a required peer of nestjs-pino, which loads it as soon as nestjs-pino itself is loaded',
       rxjs: 'a required peer of nestjs-pino',

@@ -89,7 +89,9 @@ describe('the README', () => {
       expect((await httpGet(`http://127.0.0.1:${port}/health/ready`)).status).toBe(200);
     });
 
-    it('logs JSON lines with the lifecycle reaching READY, and no error', () => {
+    it('logs JSON lines with the lifecycle reaching READY, and no error', async () => {
+      // Standard output is buffered (up to a second): wait for the line rather than read at once.
+      await proc!.waitForLine((line) => logEvents([line], 'lifecycle.state_changed').some((e) => e.to === 'READY'), 5_000);
       const ready = logEvents(proc!.stdout, 'lifecycle.state_changed').filter((e) => e.to === 'READY');
       expect(ready).toHaveLength(1);
       expect(proc!.stderr.filter((line) => /error/i.test(line))).toEqual([]);
@@ -98,7 +100,7 @@ describe('the README', () => {
     it('drains and exits 0 on SIGTERM, and npm with it', async () => {
       // The signal goes to the service, as Kubernetes sends it to a container's main process; npm
       // and the shell around it end with the service's own exit code.
-      const attached = logEvents(proc!.stdout, 'lifecycle.attached')[0];
+      const attached = logEvents([await proc!.waitForLine((line) => logEvents([line], 'lifecycle.attached').length > 0, 5_000)])[0];
       const pid = Number(/-(\d+)$/.exec(String(attached?.instance_id))?.[1]);
       expect(pid).toBeGreaterThan(0);
       process.kill(pid, 'SIGTERM');

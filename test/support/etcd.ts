@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePorts } from './ports';
+import { freePort, freePorts } from './ports';
 
 /** Debian's etcd-server package (`.ci/run` installs it). */
 export const ETCD_BINARY = process.env.ETCD_BINARY ?? '/usr/bin/etcd';
@@ -51,23 +51,7 @@ export class EtcdServer {
   /** Starts etcd and waits until it answers /health (at most `timeoutMs`). */
   async start(timeoutMs = 15_000): Promise<void> {
     if (this.running) return;
-    const peer = `http://127.0.0.1:${this.peerPort}`;
-    const child = spawn(
-      ETCD_BINARY,
-      [
-        '--name=test',
-        `--data-dir=${this.dataDir}`,
-        `--listen-client-urls=${this.url}`,
-        `--advertise-client-urls=${this.url}`,
-        `--listen-peer-urls=${peer}`,
-        `--initial-advertise-peer-urls=${peer}`,
-        `--initial-cluster=test=${peer}`,
-        '--initial-cluster-state=new',
-        '--log-level=warn',
-        '--logger=zap',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
-    );
+    const child = spawn(ETCD_BINARY, this.memberArgs(this.url), { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     this.child = child;
     const keep = (chunk: Buffer) => {
       this.output.push(chunk.toString());
@@ -100,6 +84,34 @@ export class EtcdServer {
     if (options.wipe) rmSync(this.dataDir, { recursive: true, force: true });
   }
 
+  /**
+   * Runs `use` against this member (its data dir and peer port) started for a moment on another
+   * client port while it is stopped, then stops it again, also when `use` fails: clients of the
+   * usual port see nothing of what `use` writes until they read again.
+   */
+  async onAnotherPort<T>(use: (url: string) => Promise<T>, timeoutMs = 15_000): Promise<T> {
+    if (this.running) throw new Error('etcd runs on its usual port: stop() it first');
+    const url = `http://127.0.0.1:${await freePort()}`;
+    const child = spawn(ETCD_BINARY, this.memberArgs(url), { stdio: 'ignore' });
+    const kill = () => child.kill('SIGKILL');
+    process.once('exit', kill);
+    try {
+      const deadline = Date.now() + timeoutMs;
+      while (!(await healthy(url))) {
+        if (Date.now() > deadline) throw new Error(`etcd on ${url} did not turn healthy within ${timeoutMs} ms`);
+        await delay(50);
+      }
+      return await use(url);
+    } finally {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      const timer = setTimeout(kill, 3000);
+      await exited;
+      clearTimeout(timer);
+      process.off('exit', kill);
+    }
+  }
+
   /** SIGSTOP: connections are still accepted by the kernel, and nothing ever answers. */
   freeze(): void {
     if (this.child?.pid) tryKill(this.child.pid, 'SIGSTOP');
@@ -113,6 +125,23 @@ export class EtcdServer {
   async destroy(): Promise<void> {
     await this.stop({ wipe: true, graceMs: 1000 });
     process.off('exit', this.killOnExit);
+  }
+
+  /** This one-member cluster, serving clients on `clientUrl`; flags of a new cluster are ignored once the data dir holds one. */
+  private memberArgs(clientUrl: string): string[] {
+    const peer = `http://127.0.0.1:${this.peerPort}`;
+    return [
+      '--name=test',
+      `--data-dir=${this.dataDir}`,
+      `--listen-client-urls=${clientUrl}`,
+      `--advertise-client-urls=${clientUrl}`,
+      `--listen-peer-urls=${peer}`,
+      `--initial-advertise-peer-urls=${peer}`,
+      `--initial-cluster=test=${peer}`,
+      '--initial-cluster-state=new',
+      '--log-level=warn',
+      '--logger=zap',
+    ];
   }
 
   describe(): string {

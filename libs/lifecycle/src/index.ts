@@ -1,5 +1,7 @@
 export { describeError, untilAborted } from './abort';
 export { attachLifecycle } from './attach-lifecycle';
+export { etcdClientOptions } from './etcd-client-options';
+export type { EtcdConnection } from './etcd-client-options';
 export { LIFECYCLE_CLOCK, LIFECYCLE_OPTIONS, LIFECYCLE_PROCESS, LifecycleEvent } from './lifecycle.constants';
 export { LifecycleError, LifecycleOptionsError, LifecyclePhaseError, ShutdownHooksConflictError } from './lifecycle.errors';
 export { LIFECYCLE_MODULE_OPTIONS } from './lifecycle.module-definition';
@@ -13,6 +15,7 @@ export type { InstanceIdentity, LifecycleTask, WarmupTask } from './lifecycle.se
 export { LIFECYCLE_TRANSITIONS, LifecycleState, hasReached, isLegalTransition } from './lifecycle.state';
 export type { LifecycleStateChange } from './lifecycle.state';
 export { ManualClock, settle } from './manual-clock';
+export { ManualProcess } from './manual-process';
 export { METRICS_PUBLISHER } from './metrics-publisher';
 export type { MetricReading, MetricsPublisher } from './metrics-publisher';
 export {
@@ -23,3 +26,5 @@ export {
   rejected,
   withoutDefault,
 } from './module-options';
+export { DEFAULT_BACKOFF_POLICY, backoffDelayMs, backoffOptions, bounded } from './retry';
+export type { BackoffOptions, BackoffPolicy, BoundedCallOptions } from './retry';

@@ -23,7 +23,7 @@ import { LifecycleModule } from './lifecycle.module';
 import type { LifecycleModuleOptions } from './lifecycle.options';
 import { LifecycleService, LifecycleTask, WarmupTask } from './lifecycle.service';
 import { LifecycleState, LifecycleStateChange } from './lifecycle.state';
-import { Deferred, FakeProcess, ManualClock, settle, waitFor } from './testing/fake-runtime.spec-helper';
+import { Deferred, ManualClock, ManualProcess, settle, waitFor } from './testing/fake-runtime.spec-helper';
 
 const { STARTING, WARMING_UP, READY, DRAINING, STOPPING, STOPPED } = LifecycleState;
 
@@ -171,7 +171,7 @@ interface Harness {
   server: Server;
   lifecycle: LifecycleService;
   clock: ManualClock;
-  proc: FakeProcess;
+  proc: ManualProcess;
   gates: Gates;
   /** Every change emitted on changes$ since the module was compiled. */
   changes: LifecycleStateChange[];
@@ -192,7 +192,7 @@ interface Harness {
 
 async function bootstrap(adapter: AdapterName, setup: HarnessSetup = {}): Promise<Harness> {
   const clock = new ManualClock();
-  const proc = new FakeProcess();
+  const proc = new ManualProcess(['TCPSocketWrap', 'FakeHangingHook']);
   const moduleRef = await Test.createTestingModule({
     imports: [LifecycleModule.forRoot({ minReadyDelayMs: 0, ...setup.options })],
     controllers: [TestController],
@@ -889,7 +889,7 @@ describe('LifecycleService without an HTTP server (a microservice or standalone 
   it('handles signals, runs warm-up and drain tasks, closes the modules and says there is no server to drain', async () => {
     const events = captureEvents();
     const clock = new ManualClock();
-    const proc = new FakeProcess();
+    const proc = new ManualProcess();
     const recorder = new ShutdownRecorder();
     const warmup = controlledTask('connect-broker');
     const drained: string[] = [];

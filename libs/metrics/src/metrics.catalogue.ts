@@ -55,8 +55,8 @@ export const METRIC_CATALOGUE = {
   },
   [MetricName.CANARY_DECISIONS_TOTAL]: {
     kind: 'counter',
-    help: 'Canary routing decisions, by the variant chosen (stable or canary) and the rule that decided.',
-    labelNames: ['variant', 'reason'],
+    help: 'Canary routing decisions, by route template, the variant chosen (stable or canary) and the rule that decided.',
+    labelNames: ['route', 'variant', 'reason'],
   },
   [MetricName.REGISTRY_OPERATIONS_TOTAL]: {
     kind: 'counter',
@@ -128,7 +128,7 @@ export type PublishedGaugeName =
   | typeof MetricName.CONFIG_INFO;
 export type PublishedMetricName = PublishedCounterName | PublishedGaugeName;
 
-/** The label values a published metric takes, e.g. `{ variant: 'canary', reason: 'header' }`. */
+/** The label values a published metric takes, e.g. `{ route: '/orders/:id/quote', variant: 'canary', reason: 'header' }`. */
 export type PublishedLabels<N extends PublishedMetricName> = { readonly [L in Catalogue[N]['labelNames'][number]]: string };
 
 export const PUBLISHED_COUNTERS: readonly PublishedCounterName[] = [

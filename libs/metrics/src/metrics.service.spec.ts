@@ -16,7 +16,7 @@ class CanaryLike {
   constructor(@Optional() @Inject('METRICS:PUBLISHER') readonly metrics?: MetricsPublisher) {}
 
   decide(variant: 'stable' | 'canary', reason: string): void {
-    this.metrics?.increment(MetricName.CANARY_DECISIONS_TOTAL, { variant, reason });
+    this.metrics?.increment(MetricName.CANARY_DECISIONS_TOTAL, { route: '/orders/:id/quote', variant, reason });
   }
 }
 
@@ -59,8 +59,12 @@ describe('MetricsService as the publisher of the other modules’ metrics', () =
     const { contentType, body } = await service.metrics();
     expect(contentType).toBe(registry.contentType);
     const samples = parseExposition(body);
-    expect(valueOf(samples, MetricName.CANARY_DECISIONS_TOTAL, { variant: 'canary', reason: 'header' })).toBe(2);
-    expect(valueOf(samples, MetricName.CANARY_DECISIONS_TOTAL, { variant: 'stable', reason: 'percent' })).toBe(1);
+    expect(valueOf(samples, MetricName.CANARY_DECISIONS_TOTAL, { route: '/orders/:id/quote', variant: 'canary', reason: 'header' })).toBe(
+      2,
+    );
+    expect(valueOf(samples, MetricName.CANARY_DECISIONS_TOTAL, { route: '/orders/:id/quote', variant: 'stable', reason: 'percent' })).toBe(
+      1,
+    );
     expect(valueOf(samples, MetricName.REGISTRY_OPERATIONS_TOTAL, { driver: 'consul', operation: 'register', result: 'ok' })).toBe(1);
     expect(valueOf(samples, MetricName.CONFIG_RELOADS_TOTAL, { source: 'file', result: 'rejected' })).toBe(2);
     expect(valueOf(samples, MetricName.HEALTH_READINESS_CHANGES_TOTAL, { ready: 'false' })).toBe(1);

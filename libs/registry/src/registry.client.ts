@@ -1,8 +1,7 @@
 import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import { Observable, Subject } from 'rxjs';
-import { describeError } from '@nest-rollout/lifecycle';
+import { backoffDelayMs, describeError } from '@nest-rollout/lifecycle';
 import type { LifecycleClock } from '@nest-rollout/lifecycle';
-import { backoffDelayMs } from './backoff';
 import type { DiscoverySink, RegistryDriver } from './drivers/registry.driver';
 import { REGISTRY_CLOCK, REGISTRY_DRIVER, REGISTRY_OPTIONS, REGISTRY_RANDOM, RegistryEvent } from './registry.constants';
 import { RegistryTimeoutError } from './registry.errors';

@@ -36,6 +36,14 @@ export class RegistryTimeoutError extends RegistryError {
   }
 }
 
+/** How a registry call bounded in time (lifecycle's `bounded`) fails: a timeout, or its caller giving up first. */
+export function registryTimeouts(operation: string, timeoutMs: number): { timedOut: () => Error; aborted: () => Error } {
+  return {
+    timedOut: () => new RegistryTimeoutError(operation, timeoutMs),
+    aborted: () => new RegistryTimeoutError(`${operation} (aborted)`, timeoutMs),
+  };
+}
+
 /** The registry answered, and the answer is an error (a status code, a refused write). */
 export class RegistryRequestError extends RegistryError {
   constructor(

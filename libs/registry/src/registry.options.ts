@@ -1,5 +1,14 @@
 import { isIP } from 'node:net';
-import { EVEN_WITH_OTHER_PROBLEMS, optionGroup, parseModuleOptions, rejected, withoutDefault } from '@nest-rollout/lifecycle';
+import {
+  backoffOptions,
+  DEFAULT_BACKOFF_POLICY,
+  EVEN_WITH_OTHER_PROBLEMS,
+  optionGroup,
+  parseModuleOptions,
+  rejected,
+  withoutDefault,
+} from '@nest-rollout/lifecycle';
+import type { BackoffOptions } from '@nest-rollout/lifecycle';
 import { z } from 'zod';
 import { RegistryOptionsError } from './registry.errors';
 import type { RegistryDriverKind, ReleaseTrack } from './registry.types';
@@ -11,7 +20,7 @@ export const DEFAULT_REGISTRY_OPTIONS = {
   operationTimeoutMs: 3_000,
   deregisterTimeoutMs: 3_000,
   antiEntropyIntervalMs: 30_000,
-  retry: { initialDelayMs: 500, maxDelayMs: 30_000, multiplier: 2, jitter: 0.5 },
+  retry: DEFAULT_BACKOFF_POLICY,
   consul: {
     url: 'http://127.0.0.1:8500',
     check: {
@@ -237,28 +246,6 @@ const discoverySchema = optionGroup({
   minQueryIntervalMs: wholeMs(0).default(d.discovery.minQueryIntervalMs),
 });
 
-const retrySchema = optionGroup({
-  /** @default 500 */
-  initialDelayMs: wholeMs(1).default(d.retry.initialDelayMs),
-  /** @default 30000 */
-  maxDelayMs: wholeMs(1).default(d.retry.maxDelayMs),
-  /** @default 2 */
-  multiplier: z.number({ error: 'must be a number >= 1' }).min(1, 'must be a number >= 1').default(d.retry.multiplier),
-  /**
-   * Share of each delay that is random (0: none, 1: anywhere between 0 and the delay), so that a
-   * fleet restarted together does not retry in lockstep.
-   * @default 0.5
-   */
-  jitter: z
-    .number({ error: 'must be a number from 0 to 1' })
-    .min(0, 'must be a number from 0 to 1')
-    .max(1, 'must be a number from 0 to 1')
-    .default(d.retry.jitter),
-}).superRefine((retry, ctx) => {
-  if (rejected(ctx, 'initialDelayMs', 'maxDelayMs') || retry.maxDelayMs >= retry.initialDelayMs) return;
-  ctx.addIssue({ code: 'custom', path: ['maxDelayMs'], message: 'must be at least retry.initialDelayMs' });
-}, EVEN_WITH_OTHER_PROBLEMS);
-
 const registryOptionsSchema = optionGroup(
   {
     /**
@@ -374,7 +361,7 @@ const registryOptionsSchema = optionGroup(
      */
     antiEntropyIntervalMs: wholeMs(100).default(d.antiEntropyIntervalMs),
     /** Backoff of registration retries while the registry is unreachable. */
-    retry: retrySchema.prefault({}),
+    retry: backoffOptions.prefault({}),
     /** Consul driver: the agent, its ACL token and the check that gates traffic. */
     consul: consulSchema.prefault({}),
     /** etcd driver: endpoints, key layout and lease. */
@@ -445,7 +432,7 @@ export type ConsulDriverOptions = z.input<typeof consulSchema>;
 export type EtcdDriverOptions = z.input<typeof etcdSchema>;
 export type RegistryDiscoveryOptions = z.input<typeof discoverySchema>;
 /** Backoff of registration retries while the registry is unreachable. */
-export type RegistryRetryOptions = z.input<typeof retrySchema>;
+export type RegistryRetryOptions = BackoffOptions;
 export type ResolvedConsulCheck = z.output<typeof consulCheckSchema>;
 export type ResolvedConsulOptions = z.output<typeof consulSchema>;
 export type ResolvedEtcdOptions = z.output<typeof etcdSchema>;

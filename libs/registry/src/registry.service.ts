@@ -3,13 +3,19 @@ import { hostname, networkInterfaces } from 'node:os';
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit, Optional } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { BehaviorSubject, Observable, Subscription } from 'rxjs';
-import { describeError, hasReached, LifecycleClock, LifecycleService, LifecycleState } from '@nest-rollout/lifecycle';
+import {
+  backoffDelayMs,
+  bounded,
+  describeError,
+  hasReached,
+  LifecycleClock,
+  LifecycleService,
+  LifecycleState,
+} from '@nest-rollout/lifecycle';
 import { defaultInstanceId, detectAdvertisedAddress } from './address';
-import { backoffDelayMs } from './backoff';
-import { bounded } from './bounded';
 import type { RegistryDriver } from './drivers/registry.driver';
 import { REGISTRY_CLOCK, REGISTRY_DRIVER, REGISTRY_OPTIONS, REGISTRY_RANDOM, RegistryEvent } from './registry.constants';
-import { RegistryTimeoutError } from './registry.errors';
+import { RegistryTimeoutError, registryTimeouts } from './registry.errors';
 import type { ResolvedRegistryOptions } from './registry.options';
 import { RegistryOperationKind, RegistryStats } from './registry.stats';
 import { RegistrationState, ServiceRegistration } from './registry.types';
@@ -299,7 +305,7 @@ export class RegistryService implements OnModuleInit, OnApplicationShutdown {
   ): Promise<Outcome<T>> {
     const started = this.clock.now();
     try {
-      const value = await bounded(this.clock, kind, timeoutMs, fn, outer);
+      const value = await bounded(this.clock, timeoutMs, fn, { signal: outer, ...registryTimeouts(kind, timeoutMs) });
       this.stats.recordOperation(kind, 'success', this.clock.now() - started);
       return { ok: true, value };
     } catch (error) {

@@ -3,11 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Injectable, Logger, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
-import { LIFECYCLE_PROCESS } from '@nest-rollout/lifecycle';
+import { LIFECYCLE_PROCESS, ManualProcess } from '@nest-rollout/lifecycle';
 import { z } from 'zod';
 import { DYNAMIC_CONFIG_OPTIONS, DYNAMIC_CONFIG_SOURCES } from '../config.constants';
 import { DynamicConfigOptionsError } from '../config.errors';
-import { FakeProcess } from '../testing/fake-runtime.spec-helper';
 import { MemorySource } from '../testing/memory-source.spec-helper';
 import { DynamicConfigModule } from './dynamic-config.module';
 import type { DynamicConfigOptionsFactory } from './dynamic-config.module-definition';
@@ -48,7 +47,7 @@ describe('DynamicConfigModule', () => {
   it('forRoot({ schema, sources }) resolves the defaults and provides DynamicConfigService', async () => {
     const moduleRef = await Test.createTestingModule({ imports: [DynamicConfigModule.forRoot({ schema, sources: [source] })] })
       .overrideProvider(LIFECYCLE_PROCESS)
-      .useValue(new FakeProcess())
+      .useValue(new ManualProcess())
       .compile();
     await moduleRef.init();
     expect(moduleRef.get(DYNAMIC_CONFIG_OPTIONS)).toEqual(resolveDynamicConfigOptions({ schema, sources: [source] }));

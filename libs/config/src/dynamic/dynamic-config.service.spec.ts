@@ -7,6 +7,7 @@ import {
   LifecycleService,
   LifecycleState,
   ManualClock,
+  ManualProcess,
   METRICS_PUBLISHER,
   resolveLifecycleOptions,
   settle,
@@ -15,7 +16,7 @@ import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { z } from 'zod';
 import { DYNAMIC_CONFIG_CLOCK, DynamicConfigEvent, DynamicConfigMetric } from '../config.constants';
 import { DynamicConfigNotLoadedError, InvalidConfigError } from '../config.errors';
-import { FakeMetrics, FakeProcess } from '../testing/fake-runtime.spec-helper';
+import { FakeMetrics } from '../testing/fake-metrics.spec-helper';
 import { MemorySource } from '../testing/memory-source.spec-helper';
 import { DynamicConfigModule } from './dynamic-config.module';
 import type { DynamicConfigModuleOptions } from './dynamic-config.options';
@@ -42,7 +43,7 @@ class ProvidedElsewhere {
 interface Setup<T = AppConfig> {
   moduleRef: TestingModule;
   config: DynamicConfigService<T>;
-  process: FakeProcess;
+  process: ManualProcess;
   metrics: FakeMetrics;
   clock: ManualClock;
   changes: ConfigChange<T>[];
@@ -52,7 +53,7 @@ async function compile(
   options: Partial<DynamicConfigModuleOptions>,
   { imports = [], metrics = new FakeMetrics() }: { imports?: DynamicModule[]; metrics?: FakeMetrics | null } = {},
 ): Promise<Omit<Setup, 'config' | 'changes'>> {
-  const process = new FakeProcess();
+  const process = new ManualProcess();
   const clock = new ManualClock();
   const moduleRef = await Test.createTestingModule({
     imports: [

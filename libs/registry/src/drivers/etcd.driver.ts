@@ -1,7 +1,7 @@
 import type { EventEmitter } from 'node:events';
-import { untilAborted } from '@nest-rollout/lifecycle';
+import { bounded, etcdClientOptions, untilAborted } from '@nest-rollout/lifecycle';
 import type { LifecycleClock } from '@nest-rollout/lifecycle';
-import { bounded } from '../bounded';
+import { registryTimeouts } from '../registry.errors';
 import type { ResolvedEtcdOptions, ResolvedRegistryOptions } from '../registry.options';
 import type { ServiceInstance, ServiceRegistration } from '../registry.types';
 import type { DiscoveryFeedQuery, DiscoverySink, HeartbeatResult, RegistryDriver } from './registry.driver';
@@ -86,18 +86,6 @@ export function instanceFromEtcdValue(raw: string): ServiceInstance | undefined 
   }
 }
 
-/**
- * A policy for etcd3's fault handling that runs the call once. The defaults (3 retries, then a
- * circuit breaker that stays open 5 s) would stack a second retry schedule under ours and delay
- * re-registration after etcd comes back; RegistryService already retries with backoff and bounds.
- */
-const runOnce = {
-  execute: <T>(fn: (context: { signal: AbortSignal; attempt: number }) => PromiseLike<T> | T, signal?: AbortSignal): Promise<T> =>
-    Promise.resolve().then(() => fn({ signal: signal ?? new AbortController().signal, attempt: 0 })),
-  onSuccess: () => ({ dispose: () => undefined }),
-  onFailure: () => ({ dispose: () => undefined }),
-};
-
 /** Registers a key under a lease kept alive by heartbeats; discovers with a range read plus a watch. */
 export class EtcdDriver implements RegistryDriver {
   readonly kind = 'etcd' as const;
@@ -119,28 +107,16 @@ export class EtcdDriver implements RegistryDriver {
     this.expiresAfterMs = this.etcd.leaseTtlSeconds * 1000;
     // Three keep-alives per TTL, as etcd's own Go client does.
     this.heartbeatIntervalMs = Math.floor(this.expiresAfterMs / 3);
-    const tls = this.etcd.tls;
-    const timeoutMs = options.operationTimeoutMs;
-    this.client = new Etcd3({
-      hosts: [...this.etcd.endpoints],
-      ...(tls?.ca !== undefined
-        ? { credentials: { rootCertificate: toBuffer(tls.ca), privateKey: toBuffer(tls.key), certChain: toBuffer(tls.cert) } }
-        : {}),
-      ...(this.etcd.auth ? { auth: { username: this.etcd.auth.username, password: this.etcd.auth.password } } : {}),
-      dialTimeout: timeoutMs,
-      faultHandling: { host: () => runOnce, global: runOnce },
-      grpcOptions: {
-        // Reconnect soon after etcd comes back rather than after gRPC's default backoff (up to 120 s).
-        'grpc.initial_reconnect_backoff_ms': 200,
-        'grpc.max_reconnect_backoff_ms': Math.max(1000, options.retry.maxDelayMs),
-        // Pings on open streams find a half-open connection (a frozen etcd, a dropped NAT entry) that
-        // would otherwise leave the watch silent forever. etcd refuses pings more often than every 5 s.
-        'grpc.keepalive_time_ms': 10_000,
-        'grpc.keepalive_timeout_ms': Math.max(1000, timeoutMs),
-      },
-      // Unary calls get a deadline; streams (watch, keep-alive) must not, or they would end with it.
-      defaultCallOptions: (context: { isStream: boolean }) => (context.isStream ? {} : { deadline: new Date(Date.now() + timeoutMs) }),
-    });
+    // etcd3 retries nothing itself: RegistryService retries with backoff and bounds every call.
+    this.client = new Etcd3(
+      etcdClientOptions({
+        endpoints: this.etcd.endpoints,
+        auth: this.etcd.auth,
+        tls: this.etcd.tls,
+        operationTimeoutMs: options.operationTimeoutMs,
+        maxRetryDelayMs: options.retry.maxDelayMs,
+      }),
+    );
   }
 
   async register(registration: ServiceRegistration, signal: AbortSignal): Promise<void> {
@@ -226,7 +202,10 @@ export class EtcdDriver implements RegistryDriver {
     // and a resumed watch would wait, silent, for revisions that already mean something else.
     const from = (BigInt(listed.header.revision) + 1n).toString();
     const creating = this.client.watch().prefix(prefix).startRevision(from).create();
-    const watcher = await bounded(this.clock, 'discovery watch', timeoutMs, () => creating, signal).catch((error: unknown) => {
+    const watcher = await bounded(this.clock, timeoutMs, () => creating, {
+      signal,
+      ...registryTimeouts('discovery watch', timeoutMs),
+    }).catch((error: unknown) => {
       // A watcher that connects after we gave up on it would otherwise live on, reconnecting by itself.
       creating.then((late) => late.cancel()).catch(() => undefined);
       throw error;
@@ -268,9 +247,4 @@ export class EtcdDriver implements RegistryDriver {
     this.lease = undefined;
     this.leaseId = undefined;
   }
-}
-
-function toBuffer(value: string | Buffer | undefined): Buffer | undefined {
-  if (value === undefined) return undefined;
-  return Buffer.isBuffer(value) ? value : Buffer.from(value);
 }

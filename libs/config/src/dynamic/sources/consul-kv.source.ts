@@ -1,24 +1,16 @@
 import { EventEmitter } from 'node:events';
 import { types } from 'node:util';
-import { EVEN_WITH_OTHER_PROBLEMS, optionGroup, rejected, systemClock } from '@nest-rollout/lifecycle';
-import type { LifecycleClock } from '@nest-rollout/lifecycle';
+import { EVEN_WITH_OTHER_PROBLEMS, optionGroup } from '@nest-rollout/lifecycle';
 import { z } from 'zod';
-import type { ConfigSourceError } from '../../config.errors';
-import type { ConfigSource, ConfigSourceUpdate } from './config-source';
+import type { ConfigSource } from './config-source';
 import {
-  backoffDelayMs,
-  bounded,
+  clientReplaces,
+  createKvSource,
   exactlyOneOfKeyOrPrefix,
-  KvDocumentRules,
+  KvConfigSource,
   KvSnapshot,
   kvSourceShape,
-  KvUpdateGate,
-  loadOptional,
   nonEmptyString,
-  parseSourceOptions,
-  ResolvedRetry,
-  unavailableError,
-  updateFromSnapshot,
   wholeMs,
 } from './kv-source';
 
@@ -113,12 +105,7 @@ const consulKvSourceSchema = optionGroup(
   'options must be an object',
 )
   .superRefine(exactlyOneOfKeyOrPrefix, EVEN_WITH_OTHER_PROBLEMS)
-  .superRefine((options, ctx) => {
-    if (rejected(ctx, 'client', 'url')) return;
-    if (options.client !== undefined && options.url !== undefined) {
-      ctx.addIssue({ code: 'custom', path: ['url'], message: 'cannot be combined with client: configure the client itself' });
-    }
-  }, EVEN_WITH_OTHER_PROBLEMS);
+  .superRefine(clientReplaces('url'), EVEN_WITH_OTHER_PROBLEMS);
 
 /** Options of {@link consulKvSource}: `key` or `prefix` is required. */
 // An interface rather than an alias, so that declarations name it and keep each option's JSDoc.
@@ -134,35 +121,30 @@ type ResolvedConsulKvSourceOptions = z.output<typeof consulKvSourceSchema>;
  * and once back reads everything again. Needs the `consul` package (an optional peer dependency).
  */
 export function consulKvSource(options: ConsulKvSourceOptions): ConfigSource {
-  const resolved = parseSourceOptions('consulKvSource', consulKvSourceSchema, options);
-  const Consul =
-    resolved.client === undefined
-      ? loadOptional(
-          'consul',
-          '^2.0.0',
-          'consulKvSource()',
-          // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded only when a Consul source is used
-          () => require('consul') as ConsulClientConstructor,
-        )
-      : undefined;
-  return new ConsulKvSource(resolved, Consul);
+  const consul = {
+    name: 'consul',
+    range: '^2.0.0',
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded only when a Consul source is used
+    load: () => require('consul') as ConsulClientConstructor,
+  };
+  return createKvSource(
+    'consulKvSource',
+    consulKvSourceSchema,
+    options,
+    consul,
+    (resolved, Consul) => new ConsulKvSource(resolved, Consul),
+  );
 }
 
-class ConsulKvSource implements ConfigSource {
-  readonly kind = 'consul';
-  readonly location: string;
-  private readonly rules: KvDocumentRules;
-  private readonly gate: KvUpdateGate;
-  private readonly clock: LifecycleClock;
-  private readonly retry: ResolvedRetry;
-  /** The agent, for messages: scheme and host only. */
-  private readonly target: string;
-  private readonly stopping = new AbortController();
+/** One answer of the agent: what it found, and the X-Consul-Index it carried. */
+type ConsulAnswer = KvSnapshot & { index: string | string[] | undefined };
+/** A plain read, and the index the next blocking query waits on. */
+type ConsulRead = KvSnapshot & { nextIndex: bigint };
+
+class ConsulKvSource extends KvConfigSource<ConsulRead> {
   #client: ConsulKvClient | undefined;
   /** Whether this source made its client (and so destroys it). */
   private readonly ownsClient: boolean;
-  private onUpdate: ((update: ConfigSourceUpdate) => void) | undefined;
-  private running: Promise<void> | undefined;
   private readonly options: Omit<ResolvedConsulKvSourceOptions, 'token' | 'client'>;
   /** Kept out of the enumerable state, so that logging or inspecting the source never shows it. */
   readonly #token: string | undefined;
@@ -171,58 +153,27 @@ class ConsulKvSource implements ConfigSource {
     { token, client, ...options }: ResolvedConsulKvSourceOptions,
     private readonly Consul: ConsulClientConstructor | undefined,
   ) {
+    // The agent, for messages: scheme and host only.
+    const url = new URL(options.url ?? d.url);
+    super('consul', 'Consul KV key', options, client ? 'Consul' : `Consul at ${url.protocol}//${url.host}`);
     this.options = options;
     this.#token = token;
-    const mode = options.key !== undefined ? 'key' : 'prefix';
-    const path = options.key ?? withTrailingSlash(options.prefix!);
-    this.location = `consul:${path}`;
-    this.rules = {
-      kind: this.kind,
-      location: this.location,
-      mode,
-      path,
-      format: options.format,
-      optional: options.optional,
-      keyNoun: 'Consul KV key',
-    };
-    this.gate = new KvUpdateGate((snapshot) => updateFromSnapshot(this.rules, snapshot));
-    this.clock = options.clock ?? systemClock;
-    this.retry = options.retry;
     this.#client = client;
     this.ownsClient = client === undefined;
-    const url = new URL(options.url ?? d.url);
-    this.target = client ? 'Consul' : `Consul at ${url.protocol}//${url.host}`;
   }
 
-  async start(onUpdate: (update: ConfigSourceUpdate) => void): Promise<ConfigSourceUpdate> {
-    if (this.onUpdate) throw new Error(`${this.location}: the source is already started`);
-    this.onUpdate = onUpdate;
-    const signal = this.stopping.signal;
-    let first: ConfigSourceUpdate;
-    let index = 0n;
-    try {
-      const read = await this.query(0n, signal);
-      index = nextIndex(0n, read.index);
-      first = this.gate.current(read);
-    } catch (error) {
-      first = this.gate.failed(this.failure(error)) ?? { ok: false, error: this.failure(error) };
-    }
-    this.running = this.run(signal, index);
-    return first;
-  }
-
-  async reload(): Promise<ConfigSourceUpdate> {
-    try {
-      return this.gate.current(await this.query(0n, this.stopping.signal));
-    } catch (error) {
-      return { ok: false, error: this.failure(error) };
-    }
-  }
-
-  async stop(): Promise<void> {
-    this.stopping.abort();
-    await this.running;
+  protected release(): void {
     if (this.#client && this.ownsClient) this.#client.destroy();
+  }
+
+  protected override redact(text: string): string {
+    const token = this.#token;
+    return token ? text.split(token).join('[token]') : text;
+  }
+
+  protected async read(): Promise<ConsulRead> {
+    const answer = await this.query(0n);
+    return { entries: answer.entries, nextIndex: nextIndex(0n, answer.index) };
   }
 
   /**
@@ -230,33 +181,32 @@ class ConsulKvSource implements ConfigSource {
    * the index the last one returned, an index that goes backwards is reset (a snapshot restore,
    * an agent restarted without its data), and queries are rate-limited. `index` 0 means a plain read.
    */
-  private async run(signal: AbortSignal, startIndex: bigint): Promise<void> {
-    let index = startIndex;
+  protected async follow(signal: AbortSignal, first: ConsulRead | undefined): Promise<void> {
+    let index = first?.nextIndex ?? 0n;
     let attempt = 0;
-    if (startIndex === 0n) await this.clock.sleep(backoffDelayMs(this.retry, ++attempt), signal);
+    if (first === undefined) await this.backOff(++attempt);
     while (!signal.aborted) {
       const started = this.clock.now();
       try {
-        let read = await this.query(index, signal);
+        let read = await this.query(index);
         let next = nextIndex(index, read.index);
         if (index > 0n && next !== index && this.options.debounceMs > 0) {
           // The index moved: something changed. Let the rest of a change of several keys land,
           // then read the result once.
           await this.clock.sleep(this.options.debounceMs, signal);
           if (signal.aborted) return;
-          read = await this.query(0n, signal);
+          read = await this.query(0n);
           next = nextIndex(next, read.index);
         }
         if (signal.aborted) return;
         index = next;
         attempt = 0;
-        this.emit(this.gate.next(read));
+        this.handOn(read);
       } catch (error) {
         if (signal.aborted) return;
-        this.emit(this.gate.failed(this.failure(error)));
         // Once the agent is back, a plain read first: it catches up with what changed meanwhile.
         index = 0n;
-        await this.clock.sleep(backoffDelayMs(this.retry, ++attempt), signal);
+        await this.retryLater(error, ++attempt);
         continue;
       }
       const elapsed = this.clock.now() - started;
@@ -265,7 +215,7 @@ class ConsulKvSource implements ConfigSource {
   }
 
   /** One GET of the key or prefix, blocking on `index` when it is above 0. */
-  private async query(index: bigint, signal: AbortSignal): Promise<KvSnapshot & { index: string | string[] | undefined }> {
+  private async query(index: bigint): Promise<ConsulAnswer> {
     const client = this.connect();
     const { waitMs, operationTimeoutMs } = this.options;
     const blocking = index > 0n;
@@ -274,9 +224,7 @@ class ConsulKvSource implements ConfigSource {
     const ctx = Object.assign(new EventEmitter(), { includeResponse: true });
     let answer: unknown;
     try {
-      answer = await bounded(
-        this.clock,
-        timeoutMs,
+      answer = await this.bounded(
         `${this.target}: reading "${this.rules.path}"`,
         () =>
           client.kv.get({
@@ -288,7 +236,7 @@ class ConsulKvSource implements ConfigSource {
             timeout: timeoutMs,
             ctx,
           }),
-        signal,
+        timeoutMs,
       );
       // papi (under node-consul) tells errors from results with `instanceof Error`, which fails for an
       // error made in another realm (Node's own socket errors seen from a VM context such as Jest's):
@@ -329,23 +277,6 @@ class ConsulKvSource implements ConfigSource {
     });
     return this.#client;
   }
-
-  private failure(error: unknown): ConfigSourceError {
-    const token = this.#token;
-    return unavailableError(this.location, `${this.target} did not answer for "${this.rules.path}"`, error, (text) =>
-      token ? text.split(token).join('[token]') : text,
-    );
-  }
-
-  private emit(update: ConfigSourceUpdate | undefined): void {
-    if (!update || this.stopping.signal.aborted) return;
-    try {
-      this.onUpdate?.(update);
-    } catch (error) {
-      // A failing subscriber must not stop the queries (or take the process down with it).
-      process.emitWarning(error instanceof Error ? error : String(error), { code: 'CONFIG_SOURCE_LISTENER_FAILED' });
-    }
-  }
 }
 
 /**
@@ -365,10 +296,6 @@ export function nextIndex(previous: bigint, header: string | string[] | undefine
 /** Consul's duration syntax ("10s", "1500ms"). */
 function goDuration(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
-}
-
-function withTrailingSlash(prefix: string): string {
-  return prefix.endsWith('/') ? prefix : `${prefix}/`;
 }
 
 function isHttpUrlWithoutPath(value: string): boolean {

@@ -1,22 +1,14 @@
-import { EVEN_WITH_OTHER_PROBLEMS, optionGroup, rejected, systemClock } from '@nest-rollout/lifecycle';
-import type { LifecycleClock } from '@nest-rollout/lifecycle';
+import { EVEN_WITH_OTHER_PROBLEMS, etcdClientOptions, optionGroup } from '@nest-rollout/lifecycle';
 import { z } from 'zod';
-import type { ConfigSourceError } from '../../config.errors';
-import type { ConfigSource, ConfigSourceUpdate } from './config-source';
+import type { ConfigSource } from './config-source';
 import {
-  backoffDelayMs,
-  bounded,
+  clientReplaces,
+  createKvSource,
   exactlyOneOfKeyOrPrefix,
-  KvDocumentRules,
+  KvConfigSource,
   KvSnapshot,
   kvSourceShape,
-  KvUpdateGate,
-  loadOptional,
   nonEmptyString,
-  parseSourceOptions,
-  ResolvedRetry,
-  unavailableError,
-  updateFromSnapshot,
 } from './kv-source';
 
 /** The part of an etcd3 client (npm `etcd3` v1: `new Etcd3(...)`) this source uses. */
@@ -98,14 +90,7 @@ const etcdSourceSchema = optionGroup(
   'options must be an object',
 )
   .superRefine(exactlyOneOfKeyOrPrefix, EVEN_WITH_OTHER_PROBLEMS)
-  .superRefine((options, ctx) => {
-    if (rejected(ctx, 'client') || options.client === undefined) return;
-    for (const option of ['endpoints', 'auth', 'tls'] as const) {
-      if (options[option] !== undefined) {
-        ctx.addIssue({ code: 'custom', path: [option], message: 'cannot be combined with client: configure the client itself' });
-      }
-    }
-  }, EVEN_WITH_OTHER_PROBLEMS);
+  .superRefine(clientReplaces('endpoints', 'auth', 'tls'), EVEN_WITH_OTHER_PROBLEMS);
 
 /** Options of {@link etcdSource}: `key` or `prefix` is required. */
 // An interface rather than an alias, so that declarations name it and keep each option's JSDoc.
@@ -121,34 +106,20 @@ type ResolvedEtcdSourceOptions = z.output<typeof etcdSourceSchema>;
  * is not missed. Needs the `etcd3` package (an optional peer dependency).
  */
 export function etcdSource(options: EtcdSourceOptions): ConfigSource {
-  const resolved = parseSourceOptions('etcdSource', etcdSourceSchema, options);
-  const Etcd3 =
-    resolved.client === undefined
-      ? loadOptional(
-          'etcd3',
-          '^1.1.0',
-          'etcdSource()',
-          // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded only when an etcd source is used
-          () => (require('etcd3') as { Etcd3: EtcdClientConstructor }).Etcd3,
-        )
-      : undefined;
-  return new EtcdSource(resolved, Etcd3);
+  const etcd3 = {
+    name: 'etcd3',
+    range: '^1.1.0',
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded only when an etcd source is used
+    load: () => (require('etcd3') as { Etcd3: EtcdClientConstructor }).Etcd3,
+  };
+  return createKvSource('etcdSource', etcdSourceSchema, options, etcd3, (resolved, Etcd3) => new EtcdSource(resolved, Etcd3));
 }
 
-class EtcdSource implements ConfigSource {
-  readonly kind = 'etcd';
-  readonly location: string;
-  private readonly rules: KvDocumentRules;
-  private readonly gate: KvUpdateGate;
-  private readonly clock: LifecycleClock;
-  private readonly retry: ResolvedRetry;
-  /** Where etcd is, for messages: endpoints without credentials. */
-  private readonly target: string;
-  private readonly stopping = new AbortController();
+type EtcdRead = KvSnapshot & { revision: string };
+
+class EtcdSource extends KvConfigSource<EtcdRead> {
   /** Private like the credentials: the client holds them too. */
   #client: EtcdSourceClient | undefined;
-  private onUpdate: ((update: ConfigSourceUpdate) => void) | undefined;
-  private running: Promise<void> | undefined;
   private readonly options: Omit<ResolvedEtcdSourceOptions, 'auth' | 'client'>;
   /** Whether this source made its client (and so closes it). */
   private readonly ownsClient: boolean;
@@ -159,69 +130,29 @@ class EtcdSource implements ConfigSource {
     { auth, client, ...options }: ResolvedEtcdSourceOptions,
     private readonly Etcd3: EtcdClientConstructor | undefined,
   ) {
+    // Where etcd is, for messages: the endpoints without credentials.
+    const target = client ? 'etcd' : `etcd at ${(options.endpoints ?? DEFAULT_ETCD_ENDPOINTS).map(withoutCredentials).join(',')}`;
+    super('etcd', 'etcd key', options, target);
     this.options = options;
     this.#auth = auth;
-    const mode = options.key !== undefined ? 'key' : 'prefix';
-    const path = options.key ?? withTrailingSlash(options.prefix!);
-    this.location = `etcd:${path}`;
-    this.rules = {
-      kind: this.kind,
-      location: this.location,
-      mode,
-      path,
-      format: options.format,
-      optional: options.optional,
-      keyNoun: 'etcd key',
-    };
-    this.gate = new KvUpdateGate((snapshot) => updateFromSnapshot(this.rules, snapshot));
-    this.clock = options.clock ?? systemClock;
-    this.retry = options.retry;
     this.#client = client;
     this.ownsClient = client === undefined;
-    this.target = client ? 'etcd' : `etcd at ${(options.endpoints ?? DEFAULT_ETCD_ENDPOINTS).map(withoutCredentials).join(',')}`;
   }
 
-  async start(onUpdate: (update: ConfigSourceUpdate) => void): Promise<ConfigSourceUpdate> {
-    if (this.onUpdate) throw new Error(`${this.location}: the source is already started`);
-    this.onUpdate = onUpdate;
-    const signal = this.stopping.signal;
-    let first: ConfigSourceUpdate;
-    let revision: string | undefined;
-    try {
-      const read = await this.read(signal);
-      revision = read.revision;
-      first = this.gate.current(read);
-    } catch (error) {
-      first = this.gate.failed(this.readFailure(error)) ?? { ok: false, error: this.readFailure(error) };
-    }
-    this.running = this.run(signal, revision);
-    return first;
-  }
-
-  async reload(): Promise<ConfigSourceUpdate> {
-    try {
-      return this.gate.current(await this.read(this.stopping.signal));
-    } catch (error) {
-      return { ok: false, error: this.readFailure(error) };
-    }
-  }
-
-  async stop(): Promise<void> {
-    this.stopping.abort();
-    await this.running;
+  protected release(): void {
     if (this.#client && this.ownsClient) this.#client.close();
   }
 
   /** Watch, and after any failure: report it once, back off, read again, watch again. */
-  private async run(signal: AbortSignal, firstRevision: string | undefined): Promise<void> {
-    let revision = firstRevision;
-    let attempt = firstRevision === undefined ? 1 : 0;
-    if (attempt > 0) await this.clock.sleep(backoffDelayMs(this.retry, attempt), signal);
+  protected async follow(signal: AbortSignal, first: EtcdRead | undefined): Promise<void> {
+    let revision = first?.revision;
+    let attempt = first === undefined ? 1 : 0;
+    if (attempt > 0) await this.backOff(attempt);
     while (!signal.aborted) {
       try {
         if (revision === undefined) {
-          const read = await this.read(signal);
-          this.emit(this.gate.next(read));
+          const read = await this.read();
+          this.handOn(read);
           revision = read.revision;
         }
         const watchedAt = this.clock.now();
@@ -233,12 +164,11 @@ class EtcdSource implements ConfigSource {
         if (broken === undefined) return;
         // A watch that breaks right after it starts, again and again, must not spin against etcd.
         if (this.clock.now() - watchedAt >= STABLE_WATCH_MS) attempt = 0;
-        else await this.clock.sleep(backoffDelayMs(this.retry, ++attempt), signal);
+        else await this.backOff(++attempt);
       } catch (error) {
         if (signal.aborted) return;
-        this.emit(this.gate.failed(this.readFailure(error)));
         revision = undefined;
-        await this.clock.sleep(backoffDelayMs(this.retry, ++attempt), signal);
+        await this.retryLater(error, ++attempt);
       }
     }
   }
@@ -254,7 +184,7 @@ class EtcdSource implements ConfigSource {
     const creating = builder.startRevision((BigInt(fromRevision) + 1n).toString()).create();
     let watcher: EtcdWatcher;
     try {
-      watcher = await bounded(this.clock, this.options.operationTimeoutMs, `${this.target}: creating the watch`, () => creating, signal);
+      watcher = await this.bounded(`${this.target}: creating the watch`, () => creating);
     } catch (error) {
       // A watcher that connects after we gave up on it would otherwise live on, reconnecting by itself.
       creating.then((late) => late.cancel()).catch(() => undefined);
@@ -280,8 +210,8 @@ class EtcdSource implements ConfigSource {
           reading = true;
           dirty = false;
           try {
-            const read = await this.read(signal);
-            if (!signal.aborted) this.emit(this.gate.next(read));
+            const read = await this.read();
+            if (!signal.aborted) this.handOn(read);
           } catch (error) {
             return resolve(error);
           } finally {
@@ -311,15 +241,11 @@ class EtcdSource implements ConfigSource {
     }
   }
 
-  private async read(signal: AbortSignal): Promise<KvSnapshot & { revision: string }> {
+  protected async read(): Promise<EtcdRead> {
     const client = this.connect();
     const path = this.rules.path;
-    const response = await bounded(
-      this.clock,
-      this.options.operationTimeoutMs,
-      `${this.target}: reading "${path}"`,
-      () => (this.rules.mode === 'key' ? client.get(path).exec() : client.getAll().prefix(path).exec()),
-      signal,
+    const response = await this.bounded(`${this.target}: reading "${path}"`, () =>
+      this.rules.mode === 'key' ? client.get(path).exec() : client.getAll().prefix(path).exec(),
     );
     const entries = response.kvs.map((kv) => ({
       key: this.rules.mode === 'key' ? '' : kv.key.toString('utf8').slice(path.length),
@@ -329,64 +255,17 @@ class EtcdSource implements ConfigSource {
   }
 
   private connect(): EtcdSourceClient {
-    if (this.#client) return this.#client;
-    const options = this.options;
-    const tls = options.tls;
-    const timeoutMs = options.operationTimeoutMs;
-    this.#client = new this.Etcd3!({
-      hosts: [...(options.endpoints ?? DEFAULT_ETCD_ENDPOINTS)],
-      ...(tls ? { credentials: { rootCertificate: toBuffer(tls.ca), privateKey: toBuffer(tls.key), certChain: toBuffer(tls.cert) } } : {}),
-      ...(this.#auth ? { auth: { username: this.#auth.username, password: this.#auth.password } } : {}),
-      dialTimeout: timeoutMs,
-      // One attempt per call: etcd3's default retries and circuit breaker would stack a second retry
-      // schedule under this source's backoff and delay the catch-up once etcd is back.
-      faultHandling: { host: () => runOnce, global: runOnce, watchBackoff: constantBackoff(200) },
-      grpcOptions: {
-        // Reconnect soon after etcd comes back rather than after gRPC's default backoff (up to 120 s).
-        'grpc.initial_reconnect_backoff_ms': 200,
-        'grpc.max_reconnect_backoff_ms': Math.max(1000, options.retry.maxDelayMs),
-        // Pings on the open watch stream find a half-open connection (a frozen etcd, a dropped NAT
-        // entry) that would otherwise leave the watch silent forever. etcd refuses pings more often than every 5 s.
-        'grpc.keepalive_time_ms': 10_000,
-        'grpc.keepalive_timeout_ms': Math.max(1000, timeoutMs),
-      },
-      // Unary calls get a deadline; the watch stream must not, or it would end with it.
-      defaultCallOptions: (context: { isStream: boolean }) => (context.isStream ? {} : { deadline: new Date(Date.now() + timeoutMs) }),
-    });
+    this.#client ??= new this.Etcd3!(
+      etcdClientOptions({
+        endpoints: this.options.endpoints ?? DEFAULT_ETCD_ENDPOINTS,
+        auth: this.#auth,
+        tls: this.options.tls,
+        operationTimeoutMs: this.options.operationTimeoutMs,
+        maxRetryDelayMs: this.options.retry.maxDelayMs,
+      }),
+    );
     return this.#client;
   }
-
-  private readFailure(error: unknown): ConfigSourceError {
-    return unavailableError(this.location, `${this.target} did not answer for "${this.rules.path}"`, error);
-  }
-
-  private emit(update: ConfigSourceUpdate | undefined): void {
-    if (!update || this.stopping.signal.aborted) return;
-    try {
-      this.onUpdate?.(update);
-    } catch (error) {
-      // A failing subscriber must not stop the watch (or take the process down with it).
-      process.emitWarning(error instanceof Error ? error : String(error), { code: 'CONFIG_SOURCE_LISTENER_FAILED' });
-    }
-  }
-}
-
-/** etcd3's fault-handling policy, run once. */
-const runOnce = {
-  execute: <T>(fn: (context: { signal: AbortSignal; attempt: number }) => PromiseLike<T> | T, signal?: AbortSignal): Promise<T> =>
-    Promise.resolve().then(() => fn({ signal: signal ?? new AbortController().signal, attempt: 0 })),
-  onSuccess: () => ({ dispose: () => undefined }),
-  onFailure: () => ({ dispose: () => undefined }),
-};
-
-/** A short fixed delay for etcd3's own watch-stream reconnection: this source's backoff is the one that grows. */
-function constantBackoff(durationMs: number) {
-  const backoff = { duration: durationMs, next: () => backoff };
-  return backoff;
-}
-
-function withTrailingSlash(prefix: string): string {
-  return prefix.endsWith('/') ? prefix : `${prefix}/`;
 }
 
 function isHttpUrl(value: string): boolean {
@@ -401,9 +280,4 @@ function isHttpUrl(value: string): boolean {
 function withoutCredentials(endpoint: string): string {
   const url = new URL(endpoint);
   return `${url.protocol}//${url.host}`;
-}
-
-function toBuffer(value: string | Buffer | undefined): Buffer | undefined {
-  if (value === undefined) return undefined;
-  return Buffer.isBuffer(value) ? value : Buffer.from(value);
 }

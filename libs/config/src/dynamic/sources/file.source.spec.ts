@@ -246,6 +246,18 @@ describe('fileSource', () => {
     expect(broken.message).not.toContain('s3cret');
   });
 
+  it("reports a file holding a list or a scalar instead of a mapping as a 'parse' failure, saying what it holds", async () => {
+    const path = join(folder, 'dynamic.yaml');
+    await writeFile(path, '- rateLimit\n- 50\n');
+    const { first, updates } = await started(path, { debounceMs: QUIET_DEBOUNCE_MS });
+    expect(failureOf(first)).toMatchObject({
+      failure: 'parse',
+      message: `${path} must hold a mapping of settings (key: value), not a list. Fix the file; it is read again when it changes.`,
+    });
+    await renameOver(path, '50\n');
+    expect(failureOf(await updates.nth(1)).message).toContain('must hold a mapping of settings (key: value), not a number');
+  });
+
   it('delivers nothing for a touch or a rewrite of the same content', async () => {
     const path = join(folder, 'dynamic.yaml');
     await writeFile(path, 'rateLimit: 50\n');

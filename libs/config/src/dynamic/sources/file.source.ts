@@ -3,10 +3,10 @@ import { readFile, readlink } from 'node:fs/promises';
 import { statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
 import { optionGroup, parseModuleOptions, withoutDefault } from '@nest-rollout/lifecycle';
-import { parseDocument, YAMLError } from 'yaml';
 import { z } from 'zod';
 import { ConfigSourceError, DynamicConfigOptionsError } from '../../config.errors';
 import type { ConfigSource, ConfigSourceUpdate } from './config-source';
+import { DocumentFormat, parseConfigDocument } from './parse-document';
 
 const fileSourceOptionsSchema = optionGroup({
   /**
@@ -75,7 +75,7 @@ class FileConfigSource implements ConfigSource {
   readonly kind = 'file';
   private readonly absolutePath: string;
   private readonly folder: string;
-  private readonly format: 'yaml' | 'json';
+  private readonly format: DocumentFormat;
   /** Names in the folder whose events may change what the path resolves to. */
   private readonly watchedNames: Set<string>;
   /** The first element of a relative symlink target (`current` for `dynamic.yaml -> current/dynamic.yaml`). */
@@ -266,8 +266,11 @@ class FileConfigSource implements ConfigSource {
     }
     await this.followLink();
     const hash = createHash('sha256').update(content).digest('hex');
-    const parsed = this.parse(content.toString('utf8'));
-    if ('problem' in parsed) return { update: this.failure('parse', parsed.problem), key: `parse:${hash}` };
+    const parsed = parseConfigDocument(content.toString('utf8'), this.format);
+    if (!parsed.ok) {
+      const message = `${this.location} ${parsed.problem}. Fix the file; it is read again when it changes.`;
+      return { update: this.failure('parse', message), key: `parse:${hash}` };
+    }
     return { update: { ok: true, value: parsed.value }, key: `ok:${hash}` };
   }
 
@@ -285,74 +288,7 @@ class FileConfigSource implements ConfigSource {
     }
   }
 
-  private parse(text: string): { value: unknown } | { problem: string } {
-    const source = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
-    if (source.trim() === '') return { value: {} };
-    return this.format === 'json' ? this.parseJson(source) : this.parseYaml(source);
-  }
-
-  private parseYaml(text: string): { value: unknown } | { problem: string } {
-    const document = parseDocument(text);
-    const [error] = document.errors;
-    if (error) return { problem: this.describeParseError('YAML', error) };
-    try {
-      // A document holding only comments has no contents: an empty document, like an empty file.
-      return { value: document.contents === null ? {} : document.toJS({ maxAliasCount: 100 }) };
-    } catch (error) {
-      // Unresolved aliases, alias bombs past maxAliasCount.
-      return { problem: this.describeParseError('YAML', error) };
-    }
-  }
-
-  private parseJson(text: string): { value: unknown } | { problem: string } {
-    try {
-      return { value: JSON.parse(text) as unknown };
-    } catch (error) {
-      // JSON.parse's message may quote the text (a password, a token), and not always a position.
-      // The YAML parser, reading JSON as YAML's JSON schema, locates most errors by line and column.
-      const [located] = parseDocument(text, { schema: 'json' }).errors;
-      if (located) return { problem: this.describeParseError('JSON', located) };
-      const offset = /at position (\d+)/.exec(String((error as Error).message))?.[1];
-      const at = offset === undefined ? '' : ` at ${lineAndColumn(text, Number(offset))}`;
-      return { problem: `Cannot parse ${this.location} as JSON: invalid JSON${at}. Fix the file; it is read again when it changes.` };
-    }
-  }
-
-  /** The parser's description and position, never the text around it: the file may hold secrets. */
-  private describeParseError(format: 'YAML' | 'JSON', error: unknown): string {
-    let what = 'invalid document';
-    let at = '';
-    if (error instanceof YAMLError) {
-      what = `${withoutQuotedText(error.message)} (${error.code})`;
-      const position = error.linePos?.[0];
-      if (position) at = ` at line ${position.line}, column ${position.col}`;
-    } else if (error instanceof Error) {
-      what = withoutQuotedText(error.message);
-    }
-    return `Cannot parse ${this.location} as ${format}: ${what}${at}. Fix the file; it is read again when it changes.`;
-  }
-
   private failure(failure: 'parse' | 'missing' | 'unavailable', message: string): ConfigSourceUpdate {
     return { ok: false, error: new ConfigSourceError(failure, this.location, message) };
   }
-}
-
-/**
- * The first line of a parser's message without anything it quotes from the document (`Unresolved
- * plain scalar "hunter2"`, `Unresolved alias (...): nope`) and without its position.
- */
-function withoutQuotedText(message: string): string {
-  const text = message
-    .split('\n', 1)[0]
-    .replace(/ at line \d+, column \d+:?$/, '')
-    .replace(/:?\s*(["'])(?:(?!\1).)*\1/g, '')
-    .replace(/["']/g, '')
-    .split(': ', 1)[0]
-    .trim();
-  return text === '' ? 'invalid document' : text;
-}
-
-function lineAndColumn(text: string, offset: number): string {
-  const before = text.slice(0, offset).split('\n');
-  return `line ${before.length}, column ${before[before.length - 1].length + 1}`;
 }

@@ -1,15 +1,5 @@
-import { ManualClock } from '@nest-rollout/lifecycle';
 import { ConfigError, ConfigSourceError } from '../../config.errors';
-import {
-  backoffDelayMs,
-  bounded,
-  documentFromEntries,
-  documentFromValue,
-  KvDocumentRules,
-  KvUpdateGate,
-  loadOptional,
-  updateFromSnapshot,
-} from './kv-source';
+import { documentFromEntries, KvDocumentRules, KvUpdateGate, loadOptional, updateFromSnapshot } from './kv-source';
 
 const entries = (record: Record<string, string>) => Object.entries(record).map(([key, value]) => ({ key, value }));
 const full = (key: string) => `/config/orders/${key}`;
@@ -103,38 +93,6 @@ describe('a prefix of keys as one document', () => {
   });
 });
 
-describe('one key as one document', () => {
-  it('parses YAML and JSON mappings', () => {
-    expect(documentFromValue('degrade:\n  orders_list: true\n', 'yaml')).toEqual({ ok: true, value: { degrade: { orders_list: true } } });
-    expect(documentFromValue('{"degrade":{"orders_list":true}}', 'json')).toEqual({ ok: true, value: { degrade: { orders_list: true } } });
-  });
-
-  it('reads an empty value or a value of comments only as an empty document', () => {
-    expect(documentFromValue('', 'yaml')).toEqual({ ok: true, value: {} });
-    expect(documentFromValue('  \n', 'json')).toEqual({ ok: true, value: {} });
-    expect(documentFromValue('# nothing yet\n', 'yaml')).toEqual({ ok: true, value: {} });
-  });
-
-  it('rejects a document that is not a mapping', () => {
-    expect(documentFromValue('- a\n- b\n', 'yaml')).toEqual({
-      ok: false,
-      problem: 'must hold a mapping of settings (key: value), not a list',
-    });
-    expect(documentFromValue('42', 'json')).toEqual({ ok: false, problem: 'must hold a mapping of settings (key: value), not number' });
-  });
-
-  it('rejects duplicate keys and several documents in one value', () => {
-    expect(documentFromValue('a: 1\na: 2\n', 'yaml').ok).toBe(false);
-    expect(documentFromValue('a: 1\n---\nb: 2\n', 'yaml').ok).toBe(false);
-  });
-
-  it('locates a JSON error without quoting the text', () => {
-    const result = documentFromValue('{\n  "token": "abc123",\n  "x": }', 'json');
-    expect(result).toEqual({ ok: false, problem: expect.stringMatching(/^is not valid JSON \(.*line 3, column \d+\)$/) });
-    expect(JSON.stringify(result)).not.toContain('abc123');
-  });
-});
-
 describe('updates from what a read found', () => {
   const rules = (overrides: Partial<KvDocumentRules> = {}): KvDocumentRules => ({
     kind: 'etcd',
@@ -171,6 +129,15 @@ describe('updates from what a read found', () => {
     expect(error.failure).toBe('parse');
     expect(error.message).toMatch(/^etcd key "\/config\/orders.yaml" is not valid YAML .*; the last good configuration stays in force/);
   });
+
+  it('reports a key holding a list or a scalar instead of a mapping as a parse failure', () => {
+    const update = updateFromSnapshot(rules({ mode: 'key', path: '/config/orders.yaml' }), { entries: [{ key: '', value: '- a\n- b\n' }] });
+    const error = (update as { error: ConfigSourceError }).error;
+    expect([error.failure, error.code]).toEqual(['parse', 'CONFIG_SOURCE_PARSE']);
+    expect(error.message).toBe(
+      'etcd key "/config/orders.yaml" must hold a mapping of settings (key: value), not a list; the last good configuration stays in force until it is fixed',
+    );
+  });
 });
 
 describe('the update gate', () => {
@@ -195,41 +162,6 @@ describe('the update gate', () => {
     expect(g.next(snapshot('1'))).toEqual({ ok: true, value: '1' });
     expect(g.next(snapshot('1'))).toBeUndefined();
     expect(g.failed(unavailable())).toBeDefined();
-  });
-});
-
-describe('backoff', () => {
-  const retry = { initialDelayMs: 500, maxDelayMs: 30_000, multiplier: 2, jitter: 0.5 };
-
-  it('doubles from the initial delay up to the cap', () => {
-    expect([1, 2, 3, 4, 7, 20].map((attempt) => backoffDelayMs(retry, attempt, () => 0))).toEqual([500, 1000, 2000, 4000, 30_000, 30_000]);
-  });
-
-  it('takes off up to the jitter share at random', () => {
-    expect(backoffDelayMs(retry, 1, () => 1)).toBe(250);
-    expect(backoffDelayMs(retry, 3, () => 0.5)).toBe(1500);
-    expect(backoffDelayMs({ ...retry, jitter: 0 }, 3, () => 1)).toBe(2000);
-  });
-});
-
-describe('bounded calls', () => {
-  it('reject at the bound even if the call never settles', async () => {
-    const clock = new ManualClock();
-    const call = bounded(clock, 1000, 'etcd: reading "/x"', () => new Promise<never>(() => undefined), new AbortController().signal);
-    const outcome = call.then(
-      () => 'resolved',
-      (error: Error) => error.message,
-    );
-    await clock.advance(999);
-    await clock.advance(1);
-    expect(await outcome).toBe('etcd: reading "/x" did not answer within 1000 ms');
-  });
-
-  it('reject at once when stopped', async () => {
-    const abort = new AbortController();
-    const call = bounded(new ManualClock(), 1000, 'read', () => new Promise<never>(() => undefined), abort.signal);
-    abort.abort();
-    await expect(call).rejects.toThrow('read: stopped');
   });
 });
 

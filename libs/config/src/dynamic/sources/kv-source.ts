@@ -1,41 +1,31 @@
-import { describeError, EVEN_WITH_OTHER_PROBLEMS, optionGroup, parseModuleOptions, rejected } from '@nest-rollout/lifecycle';
-import type { LifecycleClock } from '@nest-rollout/lifecycle';
-import { parseDocument, YAMLError } from 'yaml';
+import {
+  backoffDelayMs,
+  backoffOptions,
+  bounded,
+  DEFAULT_BACKOFF_POLICY,
+  describeError,
+  parseModuleOptions,
+  rejected,
+  systemClock,
+} from '@nest-rollout/lifecycle';
+import type { BackoffPolicy, LifecycleClock } from '@nest-rollout/lifecycle';
 import { z } from 'zod';
 import { ConfigError, ConfigSourceError, DynamicConfigOptionsError } from '../../config.errors';
-import type { ConfigSourceUpdate } from './config-source';
+import type { ConfigSource, ConfigSourceUpdate } from './config-source';
+import { DocumentFormat, Parsed, parseConfigDocument, parseValue } from './parse-document';
 
 /*
  * What the etcd and Consul KV sources share: their common options, how a key or a prefix of keys
- * becomes one document, backoff with jitter, bounded calls, and the rules for which reads and
- * failures are handed on (each change once, an outage once).
+ * becomes one document, the rules for which reads and failures are handed on (each change once, an
+ * outage once), and the source itself but for how it reads and follows changes (KvConfigSource).
  */
-
-/** How values are parsed: YAML (which also reads JSON) or strict JSON. */
-export type KvValueFormat = 'yaml' | 'json';
-
-/** Backoff of reconnection attempts while the backend is unreachable. */
-export interface KvSourceRetryOptions {
-  /** @default 500 */
-  readonly initialDelayMs?: number;
-  /** @default 30000 */
-  readonly maxDelayMs?: number;
-  /** @default 2 */
-  readonly multiplier?: number;
-  /**
-   * Share of each delay that is random (0 to 1), so that a fleet that lost the backend together
-   * does not come back in lockstep.
-   * @default 0.5
-   */
-  readonly jitter?: number;
-}
 
 export const DEFAULT_KV_SOURCE_OPTIONS = {
   format: 'yaml',
   optional: false,
   operationTimeoutMs: 3_000,
   debounceMs: 50,
-  retry: { initialDelayMs: 500, maxDelayMs: 30_000, multiplier: 2, jitter: 0.5 },
+  retry: DEFAULT_BACKOFF_POLICY,
 } as const;
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -51,20 +41,6 @@ export const flag = z.boolean({ error: 'must be a boolean' });
 export function nonEmptyString(message: string) {
   return z.string({ error: message }).min(1, message);
 }
-
-const retrySchema = optionGroup({
-  initialDelayMs: wholeMs(1).default(d.retry.initialDelayMs),
-  maxDelayMs: wholeMs(1).default(d.retry.maxDelayMs),
-  multiplier: z.number({ error: 'must be a number >= 1' }).min(1, 'must be a number >= 1').default(d.retry.multiplier),
-  jitter: z
-    .number({ error: 'must be a number from 0 to 1' })
-    .min(0, 'must be a number from 0 to 1')
-    .max(1, 'must be a number from 0 to 1')
-    .default(d.retry.jitter),
-}).superRefine((retry, ctx) => {
-  if (rejected(ctx, 'initialDelayMs', 'maxDelayMs') || retry.maxDelayMs >= retry.initialDelayMs) return;
-  ctx.addIssue({ code: 'custom', path: ['maxDelayMs'], message: 'must be at least retry.initialDelayMs' });
-}, EVEN_WITH_OTHER_PROBLEMS);
 
 const clockSchema = z.custom<LifecycleClock>(
   (value) =>
@@ -101,7 +77,7 @@ export const kvSourceShape = {
    * Backoff of reconnection attempts while the backend is unreachable.
    * @default 500 ms ×2 up to 30000, jitter 0.5
    */
-  retry: retrySchema.prefault({}),
+  retry: backoffOptions.prefault({}),
   /** Time source (tests pass a ManualClock). @default the system clock */
   clock: clockSchema.optional(),
 };
@@ -121,54 +97,43 @@ export function exactlyOneOfKeyOrPrefix(options: { key?: string; prefix?: string
   }
 }
 
-export interface ResolvedRetry {
-  readonly initialDelayMs: number;
-  readonly maxDelayMs: number;
-  readonly multiplier: number;
-  readonly jitter: number;
+/**
+ * A `client` given to a source replaces the options its own client would be made from, as a zod
+ * refinement: `.superRefine(clientReplaces('url'), EVEN_WITH_OTHER_PROBLEMS)`.
+ */
+export function clientReplaces<Option extends string>(...options: Option[]) {
+  return (value: { readonly client?: unknown } & { readonly [name in Option]?: unknown }, ctx: z.RefinementCtx<unknown>): void => {
+    if (rejected(ctx, 'client') || value.client === undefined) return;
+    for (const option of options) {
+      if (value[option] !== undefined && !rejected(ctx, option)) {
+        ctx.addIssue({ code: 'custom', path: [option], message: 'cannot be combined with client: configure the client itself' });
+      }
+    }
+  };
+}
+
+/** The npm package a source's client comes from: an optional peer dependency, loaded only when no client is given. */
+export interface KvClientPackage<Client> {
+  readonly name: string;
+  /** The range to install, for the message when it is missing. */
+  readonly range: string;
+  readonly load: () => Client;
 }
 
 /**
- * Delay before retry number `attempt` (1 for the first): `initial * multiplier^(attempt-1)`, capped
- * at `maxDelayMs`, then shortened by up to `jitter` of itself.
+ * What a KV source factory does: parses its options (`parseSourceOptions`), loads the client
+ * package unless the options bring a client, and makes the source from both.
  */
-export function backoffDelayMs(retry: ResolvedRetry, attempt: number, random: () => number = Math.random): number {
-  const base = Math.min(retry.maxDelayMs, retry.initialDelayMs * Math.pow(retry.multiplier, Math.max(0, attempt - 1)));
-  const r = Math.min(Math.max(random(), 0), 1);
-  return Math.max(1, Math.round(base - base * retry.jitter * r));
-}
-
-/**
- * Runs `call`, rejecting after `timeoutMs` or as soon as `signal` aborts, whatever the call does:
- * an unreachable backend cannot hold a read, a watch or `stop()` longer than the bound.
- */
-export function bounded<T>(
-  clock: LifecycleClock,
-  timeoutMs: number,
-  what: string,
-  call: () => Promise<T>,
-  signal: AbortSignal,
-): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    let settled = false;
-    const finish = (action: () => void) => {
-      if (settled) return;
-      settled = true;
-      cancelTimer();
-      signal.removeEventListener('abort', onAbort);
-      action();
-    };
-    const onAbort = () => finish(() => reject(new Error(`${what}: stopped`)));
-    const cancelTimer = clock.setTimer(timeoutMs, () => finish(() => reject(new Error(`${what} did not answer within ${timeoutMs} ms`))));
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    Promise.resolve()
-      .then(call)
-      .then(
-        (value) => finish(() => resolve(value)),
-        (error: unknown) => finish(() => reject(error)),
-      );
-  });
+export function createKvSource<S extends z.ZodType, Client>(
+  factory: string,
+  schema: S,
+  input: unknown,
+  clientPackage: KvClientPackage<Client>,
+  create: (options: z.output<S>, Client: Client | undefined) => ConfigSource,
+): ConfigSource {
+  const resolved = parseSourceOptions(factory, schema, input);
+  const given = (resolved as { client?: unknown }).client !== undefined;
+  return create(resolved, given ? undefined : loadOptional(clientPackage.name, clientPackage.range, `${factory}()`, clientPackage.load));
 }
 
 /**
@@ -215,82 +180,13 @@ export interface KvSnapshot {
   readonly entries: readonly KvEntry[];
 }
 
-type Parsed = { ok: true; value: unknown } | { ok: false; problem: string };
-
-/**
- * One value as YAML or JSON. A problem names what is wrong and where (line, column), never the text
- * around it: a value may hold a password or a token.
- */
-export function parseValue(text: string, format: KvValueFormat): Parsed {
-  if (format === 'json') {
-    try {
-      return { ok: true, value: JSON.parse(text) as unknown };
-    } catch (error) {
-      // JSON.parse's message may quote the text; the YAML parser, reading it with YAML's JSON schema,
-      // locates most errors by line and column instead.
-      const [located] = parseDocument(text, { schema: 'json', prettyErrors: false }).errors;
-      if (located) return { ok: false, problem: `is not valid JSON (${describeYamlError(located, text)})` };
-      const offset = /at position (\d+)/.exec((error as Error).message)?.[1];
-      return { ok: false, problem: `is not valid JSON${offset === undefined ? '' : ` (at ${lineAndColumn(text, Number(offset))})`}` };
-    }
-  }
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
-  const [error] = doc.errors;
-  if (error) return { ok: false, problem: `is not valid YAML (${describeYamlError(error, text)})` };
-  try {
-    // A document of comments only has no contents: an empty value.
-    return { ok: true, value: doc.contents === null ? null : doc.toJS({ maxAliasCount: 100 }) };
-  } catch (e) {
-    // Unresolved aliases, alias bombs past maxAliasCount.
-    return { ok: false, problem: `is not valid YAML (${withoutQuotedText((e as Error).message)})` };
-  }
-}
-
-function describeYamlError(error: YAMLError, text: string): string {
-  return `${withoutQuotedText(error.message)} (${error.code}) at ${lineAndColumn(text, error.pos[0])}`;
-}
-
-/**
- * The first line of a parser's message without anything it quotes from the document (`Unresolved
- * plain scalar "hunter2"`, `Unresolved alias (...): nope`).
- */
-function withoutQuotedText(message: string): string {
-  const text = message
-    .split('\n', 1)[0]
-    .replace(/:?\s*(["'])(?:(?!\1).)*\1/g, '')
-    .replace(/["']/g, '')
-    .split(': ', 1)[0]
-    .trim();
-  return text === '' ? 'invalid document' : text;
-}
-
-function lineAndColumn(text: string, offset: number): string {
-  const before = text.slice(0, offset).split('\n');
-  return `line ${before.length}, column ${before[before.length - 1].length + 1}`;
-}
-
-/** The document held in one key: a mapping; an empty value is an empty document. */
-export function documentFromValue(text: string, format: KvValueFormat): Parsed {
-  if (text.trim() === '') return { ok: true, value: {} };
-  const parsed = parseValue(text, format);
-  if (!parsed.ok) return parsed;
-  if (parsed.value === null || parsed.value === undefined) return { ok: true, value: {} };
-  if (typeof parsed.value !== 'object' || Array.isArray(parsed.value)) {
-    return {
-      ok: false,
-      problem: `must hold a mapping of settings (key: value), not ${Array.isArray(parsed.value) ? 'a list' : typeof parsed.value}`,
-    };
-  }
-  return parsed;
-}
-
 /**
  * The document built from one key per setting: the path below the prefix, split at "/", is where
  * the value goes (`degrade/orders_list` = `true` → `{ degrade: { orders_list: true } }`); each value
  * is parsed on its own (a YAML scalar, or a whole YAML/JSON document). Empty folder keys (Consul's
  * `config/orders/`) are skipped. A key both holding a value and having keys below it is a problem.
  */
-export function documentFromEntries(entries: readonly KvEntry[], format: KvValueFormat, fullKey: (key: string) => string): Parsed {
+export function documentFromEntries(entries: readonly KvEntry[], format: DocumentFormat, fullKey: (key: string) => string): Parsed {
   const root: Record<string, unknown> = {};
   const branches = new WeakSet<object>([root]);
   const leafKeys = new Map<string, string>();
@@ -351,7 +247,7 @@ export interface KvDocumentRules {
   readonly mode: 'key' | 'prefix';
   /** The key, or the prefix (ending in "/"). */
   readonly path: string;
-  readonly format: KvValueFormat;
+  readonly format: DocumentFormat;
   readonly optional: boolean;
   /** "etcd key", "Consul KV key": how messages name a key. */
   readonly keyNoun: string;
@@ -368,7 +264,7 @@ export function updateFromSnapshot(rules: KvDocumentRules, snapshot: KvSnapshot)
   }
   const parsed =
     rules.mode === 'key'
-      ? documentFromValue(snapshot.entries[0].value, rules.format)
+      ? parseConfigDocument(snapshot.entries[0].value, rules.format)
       : documentFromEntries(snapshot.entries, rules.format, (key) => `${rules.path}${key}`);
   if (parsed.ok) return { ok: true, value: parsed.value };
   const message =
@@ -431,4 +327,148 @@ export function unavailableError(
     location,
     `${what} (${detail}); retrying with backoff, the last good configuration stays in force`,
   );
+}
+
+/** The resolved options every KV source has (`kvSourceShape`), and its key or prefix. */
+export interface KvSourceSettings {
+  readonly key?: string;
+  readonly prefix?: string;
+  readonly format: DocumentFormat;
+  readonly optional: boolean;
+  readonly operationTimeoutMs: number;
+  readonly retry: BackoffPolicy;
+  readonly clock?: LifecycleClock;
+}
+
+/**
+ * A KV source but for its backend: the first read and `reload()`, each change handed on once and an
+ * outage reported once, backoff between attempts, calls bounded in time, and `stop()`. A source adds
+ * how it reads (`read`), how it follows changes until it stops (`follow`), and what it releases.
+ */
+export abstract class KvConfigSource<Read extends KvSnapshot> implements ConfigSource {
+  readonly location: string;
+  protected readonly rules: KvDocumentRules;
+  protected readonly clock: LifecycleClock;
+  protected readonly stopping = new AbortController();
+  private readonly gate: KvUpdateGate;
+  private readonly retry: BackoffPolicy;
+  private readonly operationTimeoutMs: number;
+  private onUpdate: ((update: ConfigSourceUpdate) => void) | undefined;
+  private running: Promise<void> | undefined;
+
+  /**
+   * @param kind `etcd` or `consul`: the source's kind, and the scheme of its location.
+   * @param keyNoun How messages name a key ("etcd key").
+   * @param target Where the backend is, for messages: never a credential.
+   */
+  protected constructor(
+    readonly kind: string,
+    keyNoun: string,
+    settings: KvSourceSettings,
+    protected readonly target: string,
+  ) {
+    const mode = settings.key !== undefined ? 'key' : 'prefix';
+    const path = settings.key ?? withTrailingSlash(settings.prefix!);
+    this.location = `${kind}:${path}`;
+    this.rules = { kind, location: this.location, mode, path, format: settings.format, optional: settings.optional, keyNoun };
+    this.gate = new KvUpdateGate((snapshot) => updateFromSnapshot(this.rules, snapshot));
+    this.clock = settings.clock ?? systemClock;
+    this.retry = settings.retry;
+    this.operationTimeoutMs = settings.operationTimeoutMs;
+  }
+
+  async start(onUpdate: (update: ConfigSourceUpdate) => void): Promise<ConfigSourceUpdate> {
+    if (this.onUpdate) throw new Error(`${this.location}: the source is already started`);
+    this.onUpdate = onUpdate;
+    const signal = this.stopping.signal;
+    let first: ConfigSourceUpdate;
+    let read: Read | undefined;
+    try {
+      read = await this.read();
+      first = this.gate.current(read);
+    } catch (error) {
+      read = undefined;
+      first = this.gate.failed(this.failure(error)) ?? { ok: false, error: this.failure(error) };
+    }
+    this.running = this.follow(signal, read);
+    return first;
+  }
+
+  async reload(): Promise<ConfigSourceUpdate> {
+    try {
+      return this.gate.current(await this.read());
+    } catch (error) {
+      return { ok: false, error: this.failure(error) };
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    await this.running;
+    this.release();
+  }
+
+  /** One read of the key or prefix, bounded (`bounded`) so that it ends when the source stops. */
+  protected abstract read(): Promise<Read>;
+
+  /**
+   * Follows changes until `signal` aborts, handing each read on (`handOn`) and, after a failure,
+   * reporting it and backing off (`retryLater`). `first` is the first read, undefined if it failed.
+   */
+  protected abstract follow(signal: AbortSignal, first: Read | undefined): Promise<void>;
+
+  /** Releases what the source made (its client), once it stopped. */
+  protected abstract release(): void;
+
+  /** Removes what a message must not show (a token) from a backend's error message. */
+  protected redact(text: string): string {
+    return text;
+  }
+
+  /** A read by the watch, handed on if it differs from the last one (or ends an outage). */
+  protected handOn(read: KvSnapshot): void {
+    this.emit(this.gate.next(read));
+  }
+
+  /** After a failed attempt: reports it (once per outage), then waits the backoff for retry number `attempt`. */
+  protected async retryLater(error: unknown, attempt: number): Promise<void> {
+    this.emit(this.gate.failed(this.failure(error)));
+    await this.backOff(attempt);
+  }
+
+  /** Waits the backoff for retry number `attempt` (1 for the first); resolves early when the source stops. */
+  protected backOff(attempt: number): Promise<void> {
+    return this.clock.sleep(backoffDelayMs(this.retry, attempt), this.stopping.signal);
+  }
+
+  /**
+   * Runs a backend call, rejecting after `timeoutMs` or as soon as the source stops, whatever the
+   * call does: an unreachable backend cannot hold a read, a watch or `stop()` longer than the bound.
+   * `what` names the call in the error.
+   */
+  protected bounded<T>(what: string, call: () => Promise<T>, timeoutMs = this.operationTimeoutMs): Promise<T> {
+    return bounded(this.clock, timeoutMs, call, {
+      signal: this.stopping.signal,
+      timedOut: () => new Error(`${what} did not answer within ${timeoutMs} ms`),
+      aborted: () => new Error(`${what}: stopped`),
+    });
+  }
+
+  private failure(error: unknown): ConfigSourceError {
+    return unavailableError(this.location, `${this.target} did not answer for "${this.rules.path}"`, error, (text) => this.redact(text));
+  }
+
+  private emit(update: ConfigSourceUpdate | undefined): void {
+    if (!update || this.stopping.signal.aborted) return;
+    try {
+      this.onUpdate?.(update);
+    } catch (error) {
+      // A failing subscriber must not stop the watch (or take the process down with it).
+      process.emitWarning(error instanceof Error ? error : String(error), { code: 'CONFIG_SOURCE_LISTENER_FAILED' });
+    }
+  }
+}
+
+function withTrailingSlash(prefix: string): string {
+  return prefix.endsWith('/') ? prefix : `${prefix}/`;
 }

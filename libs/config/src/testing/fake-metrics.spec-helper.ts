@@ -1,37 +1,4 @@
-import type { LifecycleProcess, MetricReading, MetricsPublisher } from '@nest-rollout/lifecycle';
-
-/** LIFECYCLE_PROCESS for specs: signals are emitted by the spec, exit codes recorded instead of ending the runner. */
-export class FakeProcess implements LifecycleProcess {
-  readonly exitCodes: number[] = [];
-  private readonly handlers = new Map<NodeJS.Signals, Set<() => void>>();
-
-  onSignal(signal: NodeJS.Signals, handler: () => void): void {
-    const set = this.handlers.get(signal) ?? new Set();
-    set.add(handler);
-    this.handlers.set(signal, set);
-  }
-
-  offSignal(signal: NodeJS.Signals, handler: () => void): void {
-    this.handlers.get(signal)?.delete(handler);
-  }
-
-  exit(code: number): void {
-    this.exitCodes.push(code);
-  }
-
-  activeResources(): string[] {
-    return [];
-  }
-
-  /** Delivers `signal` to its handlers, as the OS would. */
-  emit(signal: NodeJS.Signals): void {
-    for (const handler of [...(this.handlers.get(signal) ?? [])]) handler();
-  }
-
-  listenerCount(signal: NodeJS.Signals): number {
-    return this.handlers.get(signal)?.size ?? 0;
-  }
-}
+import type { MetricReading, MetricsPublisher } from '@nest-rollout/lifecycle';
 
 /** METRICS_PUBLISHER for specs: counters and gauges by name and labels, observed gauges read on demand. */
 export class FakeMetrics implements MetricsPublisher {
