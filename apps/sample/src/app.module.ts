@@ -1,7 +1,9 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { getDataSourceToken } from '@nestjs/typeorm';
-import { DynamicConfigModule } from '@nest-rollout/config';
+import { CANARY_RULES_SOURCE, CanaryModule } from '@nest-rollout/canary';
+import type { CanaryRulesSource } from '@nest-rollout/canary';
+import { DynamicConfigModule, DynamicConfigService } from '@nest-rollout/config';
 import { HealthModule } from '@nest-rollout/health';
 import { LifecycleModule } from '@nest-rollout/lifecycle';
 import { AppLogger, LoggingModule } from '@nest-rollout/logging';
@@ -13,7 +15,7 @@ import { DemoController } from './demo/demo.controller';
 import { sampleHealthOptions } from './health/sample-health';
 import { OrdersModule } from './orders/orders.module';
 import { sampleConfig, type SampleConfig } from './sample.config';
-import { sampleDynamicConfigSchema } from './sample.dynamic-config';
+import { sampleDynamicConfigSchema, type SampleDynamicConfig } from './sample.dynamic-config';
 
 @Module({})
 export class AppModule {
@@ -44,6 +46,13 @@ export class AppModule {
           inject: [sampleConfig.KEY],
           useFactory: (config: SampleConfig) => ({ schema: sampleDynamicConfigSchema, file: config.dynamicConfigFile }),
         }),
+        // After DynamicConfigModule: Nest initialises global modules in import order, and the canary
+        // subscribes to the rules source in its onModuleInit, which needs the file loaded.
+        // No forwarder: a canary decision on a stable instance is served by the stable instance.
+        CanaryModule.forRootAsync({
+          inject: [sampleConfig.KEY],
+          useFactory: (config: SampleConfig) => ({ track: config.registry.track }),
+        }),
         DatabaseModule,
         CacheModule,
         // The checks borrow the DataSource and the Redis client the orders use.
@@ -71,6 +80,19 @@ export class AppModule {
         OrdersModule,
       ],
       controllers: [DemoController],
+      // Live canary rules: the `canary` section of the dynamic configuration, which validates it with
+      // the canary module's own checks (sample.dynamic-config.ts), so a rule set the canary would
+      // refuse is rejected there and never reaches it.
+      providers: [
+        {
+          provide: CANARY_RULES_SOURCE,
+          inject: [DynamicConfigService],
+          useFactory: (config: DynamicConfigService<SampleDynamicConfig>): CanaryRulesSource => ({
+            subscribe: (apply) => config.watch('canary').subscribe(apply),
+          }),
+        },
+      ],
+      exports: [CANARY_RULES_SOURCE],
     };
   }
 }

@@ -13,15 +13,18 @@ function problemsOf(document: unknown): string[] {
 }
 
 describe('sampleDynamicConfigSchema', () => {
-  it('accepts the shipped config/dynamic.yaml: every switch off, a canary section', () => {
+  it('accepts the shipped config/dynamic.yaml: every switch off, the x-env: canary header rule', () => {
     expect(sampleDynamicConfigSchema.parse(SHIPPED)).toEqual({
       degrade: { orders_list: false, retry_after_seconds: 30 },
-      canary: { rules: { header: { 'x-env': 'canary' }, percent: 0 } },
+      canary: { header: { 'x-env': 'canary' }, flagKey: 'canary' },
     });
   });
 
-  it('fills in the switches left out: off, Retry-After 30 s', () => {
-    expect(sampleDynamicConfigSchema.parse({})).toEqual({ degrade: { orders_list: false, retry_after_seconds: 30 } });
+  it('fills in what is left out: switches off, Retry-After 30 s, no canary rule', () => {
+    expect(sampleDynamicConfigSchema.parse({})).toEqual({
+      degrade: { orders_list: false, retry_after_seconds: 30 },
+      canary: { flagKey: 'canary' },
+    });
   });
 
   it('rejects a misspelt key instead of ignoring it', () => {
@@ -41,8 +44,31 @@ describe('sampleDynamicConfigSchema', () => {
     ]);
   });
 
-  it('accepts any map as the canary section until the canary module brings its schema', () => {
-    expect(sampleDynamicConfigSchema.parse({ canary: { anything: [1, 2] } }).canary).toEqual({ anything: [1, 2] });
-    expect(problemsOf({ canary: 'on' })).toEqual(['canary: must be a map']);
+  it('holds the canary rules, checked as the canary module checks them', () => {
+    const rules = {
+      header: { 'x-env': ['canary', 'beta'] },
+      cookie: { tier: { regex: '^gold' } },
+      percent: 2.5,
+      stickyKey: 'header:x-user-id',
+    };
+    expect(sampleDynamicConfigSchema.parse({ canary: rules }).canary).toEqual({ ...rules, flagKey: 'canary' });
+    expect(problemsOf({ canary: 'on' })).toEqual(['canary: must be shorthand rules or { flag }']);
+    expect(problemsOf({ canary: { rules: { header: { 'x-env': 'canary' } } } })).toEqual([
+      expect.stringMatching(/^canary\.rules: unknown option/),
+    ]);
+  });
+
+  it('rejects a regex that does not compile and a percentage without a sticky key', () => {
+    expect(problemsOf({ canary: { header: { 'x-env': { regex: '(' } } } })).toEqual([
+      'canary.header.x-env.regex: regex does not compile as a JavaScript regular expression',
+    ]);
+    expect(problemsOf({ canary: { percent: 5 } })).toEqual(['canary.stickyKey: is required with percent: it keeps each user on one side']);
+  });
+
+  it("rejects what the sample's canary module would refuse: claims without a jwt option, a flag flagd-core cannot load", () => {
+    expect(problemsOf({ canary: { claim: { plan: 'beta' } } })).toEqual([expect.stringMatching(/^canary: claims need the jwt option/)]);
+    expect(problemsOf({ canary: { flag: { state: 'ENABLED', variants: { on: true }, defaultVariant: 'on' } } })).toEqual([
+      expect.stringMatching(/^canary\.flag: variants must be "stable" and "canary"/),
+    ]);
   });
 });

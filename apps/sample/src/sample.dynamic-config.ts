@@ -1,3 +1,5 @@
+import { CanaryRulesError, CompiledCanaryRules, parseCanaryRules } from '@nest-rollout/canary';
+import type { CanaryRules } from '@nest-rollout/canary';
 import { z } from 'zod';
 
 /** Where the dynamic configuration is read from when DYNAMIC_CONFIG_FILE is unset, relative to the working directory. */
@@ -28,13 +30,38 @@ export const sampleDynamicConfigSchema = z.strictObject(
       )
       .prefault({}),
     /**
-     * The canary module's rules, read by it once it is wired in. Until then any map passes, so that
-     * the file can carry them already; the canary module brings their real schema.
+     * The canary rules of @Canary() routes (GET /orders/:id/quote), checked as the canary module
+     * checks live rules, so that a rule set it would refuse is rejected here and the configuration
+     * in force never differs from the rules in force. Left out: every request stable.
      */
-    canary: z.record(z.string(), z.unknown(), { error: 'must be a map' }).optional(),
+    canary: z.unknown().transform(sampleCanaryRules).prefault({}),
   },
   { error: notAMap('must be a map with the keys degrade and canary') },
 );
+
+/**
+ * The canary module's own checks, in the order it runs them on a live update: `parseCanaryRules`
+ * (its rules schema, whose problems it words itself, naming an unknown key as one; claims
+ * only with a `jwt` option, which the sample's CanaryModule does not set), then compiling them for
+ * flagd-core (a `flag` definition flagd refuses).
+ */
+function sampleCanaryRules(input: unknown, ctx: z.RefinementCtx<unknown>): CanaryRules {
+  try {
+    const rules = parseCanaryRules(input, undefined);
+    CompiledCanaryRules.compile(rules);
+    return rules;
+  } catch (error) {
+    if (!(error instanceof CanaryRulesError)) throw error;
+    for (const problem of error.problems) {
+      // "rules.header.x-env: ..." names a place inside the section (one segment: a header name
+      // may hold a dot); "rules: ..." and the rest are about the section itself.
+      const named = /^rules(?:\.(\S+))?: ([\s\S]*)$/.exec(problem);
+      const message = named ? named[2] : problem.replace(/^rules[. ]/, '');
+      ctx.addIssue({ code: 'custom', path: named?.[1] ? [named[1]] : [], message, input });
+    }
+    return z.NEVER;
+  }
+}
 
 export type SampleDynamicConfig = z.output<typeof sampleDynamicConfigSchema>;
 

@@ -1,7 +1,8 @@
 import { BadRequestException, Body, Controller, Get, HttpCode, Param, Post, UseInterceptors } from '@nestjs/common';
+import { Canary, CanaryDecision } from '@nest-rollout/canary';
 import { DatabaseAvailabilityInterceptor } from '../database/database-availability.interceptor';
 import { Degradable, DegradeInterceptor } from '../degrade/degrade.interceptor';
-import { Order, OrdersService } from './orders.service';
+import { Order, OrdersService, Quote } from './orders.service';
 
 @Controller('orders')
 // A switched-off route answers before the database is asked whether it is there.
@@ -18,6 +19,17 @@ export class OrdersController {
   @Get(':id')
   get(@Param('id') id: string): Promise<Order> {
     return this.orders.get(id);
+  }
+
+  /**
+   * Decided by the canary rules (the `canary` section of the dynamic configuration). The sample
+   * has no forwarder, so a canary decision on a stable instance is served here: the price is the
+   * instance's own formula, and the body shows the decision.
+   */
+  @Get(':id/quote')
+  @Canary()
+  quote(@Param('id') id: string, @CanaryDecision() decision: CanaryDecision): Promise<Quote> {
+    return this.orders.quote(id, decision);
   }
 
   @Post()

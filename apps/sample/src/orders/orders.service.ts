@@ -1,16 +1,37 @@
 import { Inject, Injectable, NotFoundException, OnModuleInit } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
+import { CanaryService } from '@nest-rollout/canary';
+import type { CanaryDecision, CanaryTrack } from '@nest-rollout/canary';
 import { LifecycleService } from '@nest-rollout/lifecycle';
 import { Repository } from 'typeorm';
 import { OrdersCache } from '../cache/cache.module';
 import { OrderEntity } from '../database/order.entity';
 import { sampleConfig, type SampleConfig } from '../sample.config';
+import { priceCents, pricingOf, type PricingVersion } from './pricing';
 
 export interface Order {
   readonly id: string;
   readonly item: string;
   readonly quantity: number;
   readonly createdAt: string;
+}
+
+/**
+ * The price of an order, with the canary decision of the request, so that a caller (and a test)
+ * sees which version priced it and why.
+ */
+export interface Quote {
+  readonly id: string;
+  /** The formula that priced it: this instance's, `v2` on a canary instance. */
+  readonly pricing: PricingVersion;
+  /** In cents. */
+  readonly amountCents: number;
+  /** This instance's track. */
+  readonly track: CanaryTrack;
+  readonly variant: CanaryDecision['variant'];
+  readonly reason: CanaryDecision['reason'];
+  /** Why a canary decision was served here (`no_forwarder` on a stable instance, `on_canary`). */
+  readonly servedLocally?: string;
 }
 
 /** How many orders `GET /orders` returns at most. */
@@ -24,6 +45,7 @@ export class OrdersService implements OnModuleInit {
     @Inject(sampleConfig.KEY) private readonly config: SampleConfig,
     @InjectRepository(OrderEntity) private readonly orders: Repository<OrderEntity>,
     private readonly cache: OrdersCache,
+    private readonly canary: CanaryService,
   ) {}
 
   onModuleInit(): void {
@@ -51,6 +73,22 @@ export class OrdersService implements OnModuleInit {
     const order = toOrder(row);
     this.cache.set(key, order);
     return order;
+  }
+
+  /** Prices the order with this instance's formula; an unknown order is a 404, as for `get`. */
+  async quote(id: string, decision: CanaryDecision): Promise<Quote> {
+    const order = await this.get(id);
+    const track = this.canary.track;
+    const pricing = pricingOf(track);
+    return {
+      id: order.id,
+      pricing,
+      amountCents: priceCents(pricing, order.quantity),
+      track,
+      variant: decision.variant,
+      reason: decision.reason,
+      servedLocally: decision.servedLocally,
+    };
   }
 
   async create(item: string, quantity: number): Promise<Order> {
