@@ -6,7 +6,7 @@ import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Canary, CanaryDecision, CanaryModule, type CanaryModuleOptions } from '@nest-rollout/canary';
-import { forkServer, intEnv, serverCpuMicros } from './support';
+import { forkServer, intEnv, serverCpuMicros, stopForked } from './support';
 
 /**
  * Per-request cost of @nest-rollout/canary on a stable instance: requests/s and server CPU per
@@ -153,15 +153,6 @@ function drive(loader: ChildProcess, order: LoadOrder): Promise<LoadResult> {
   });
 }
 
-async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.disconnect();
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
-}
-
 interface Measurement {
   rps: number;
   cpuMicrosPerRequest: number;
@@ -201,13 +192,13 @@ async function main(): Promise<void> {
                 `${(canaryShare * 100).toFixed(1)} % canary`,
             );
           } finally {
-            await stopProcess(child);
+            await stopForked(child);
           }
         }
       }
     }
   } finally {
-    await stopProcess(loader);
+    await stopForked(loader);
   }
 
   console.log(

@@ -22,7 +22,7 @@ import { attachLifecycle, LifecycleModule } from '@nest-rollout/lifecycle';
 import { MetricsModule } from '@nest-rollout/metrics';
 import { Histogram, register } from 'prom-client';
 import { Observable, tap } from 'rxjs';
-import { forkServer, intEnv, serverCpuMicros } from './support';
+import { forkServer, intEnv, serverCpuMicros, stopForked } from './support';
 
 /**
  * Per-request cost of @nest-rollout/metrics, and the choice it rests on: recording on the adapter's
@@ -215,15 +215,6 @@ function startServer(variant: Variant, adapter: AdapterName): Promise<{ child: C
   return forkServer(__filename, variant, adapter);
 }
 
-async function stopServer(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.disconnect();
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
-}
-
 interface Measurement {
   rps: number;
   cpuMicrosPerRequest: number;
@@ -249,7 +240,7 @@ async function measureScrape(adapter: AdapterName, connections: number): Promise
       `scrape p50 ${times[Math.floor(times.length / 2)].toFixed(1)} ms, max ${times[times.length - 1].toFixed(1)} ms (30 scrapes, wall time over loopback)`
     );
   } finally {
-    await stopServer(child);
+    await stopForked(child);
   }
 }
 
@@ -285,7 +276,7 @@ async function main(): Promise<void> {
             `  round ${round + 1} ${adapter}/${variant}: ${Math.round(result.rps)} req/s, ${cpuMicrosPerRequest.toFixed(1)} µs CPU/req`,
           );
         } finally {
-          await stopServer(child);
+          await stopForked(child);
         }
       }
     }

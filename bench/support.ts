@@ -29,3 +29,13 @@ export function serverCpuMicros(child: ChildProcess): Promise<number> {
     child.send('cpu');
   });
 }
+
+/** Ends a forked child (server or load generator): disconnect, then SIGKILL after 5 s. */
+export async function stopForked(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.disconnect();
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
