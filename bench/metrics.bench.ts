@@ -31,7 +31,7 @@ import { forkServer, intEnv, serverCpuMicros, stopForked } from './support';
  * driven by wrk over loopback, all variants in one run:
  *
  * - bare: a plain Nest app;
- * - lifecycle: + LifecycleModule and attachLifecycle (what every nest-rollout app has);
+ * - lifecycle: + LifecycleModule (what every nest-rollout app has), handed the app with attachLifecycle;
  * - metrics: + MetricsModule.forRoot() with its defaults (hooks, default metrics, the histogram);
  * - interceptor: + MetricsModule.forRoot({ http: false }) and a global interceptor recording the
  *   same observation into the same kind of accumulator (cached series, no label hashing), so the

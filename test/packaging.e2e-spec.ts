@@ -429,7 +429,7 @@ describe('packed tarballs outside the repository', () => {
           }
           child.kill('SIGTERM');
           // Readiness flips at once (the bound only guards against a drain that never starts).
-          expect(await until(port, '/health/ready', 503, 1_000)).toBeLessThan(1_000);
+          await until(port, '/health/ready', 503, 1_000);
           // A new request during the 2 s drain delay is served, and told to close its connection.
           expect(await get(port, '/hello')).toEqual({ status: 200, body: '{"hello":"world"}', connection: 'close' });
           expect(await slow).toMatchObject({ status: 200, body: '{"slow":true}' });
