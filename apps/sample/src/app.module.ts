@@ -1,20 +1,22 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { getDataSourceToken } from '@nestjs/typeorm';
-import { CANARY_RULES_SOURCE, CanaryModule } from '@nest-rollout/canary';
+import { CANARY_FORWARDER, CANARY_RULES_SOURCE, CanaryModule } from '@nest-rollout/canary';
 import type { CanaryRulesSource } from '@nest-rollout/canary';
 import { DynamicConfigModule, DynamicConfigService } from '@nest-rollout/config';
 import { HealthModule } from '@nest-rollout/health';
 import { LifecycleModule } from '@nest-rollout/lifecycle';
 import { AppLogger, LoggingModule } from '@nest-rollout/logging';
 import { MetricsModule } from '@nest-rollout/metrics';
-import { RegistryModule } from '@nest-rollout/registry';
+import { RegistryClient, RegistryModule } from '@nest-rollout/registry';
 import { CacheModule, REDIS_CLIENT } from './cache/cache.module';
+import { sampleCanaryForwarder, sampleCanaryOptions } from './canary/sample-canary';
 import { DatabaseModule } from './database/database.module';
 import { DemoController } from './demo/demo.controller';
 import { sampleHealthOptions } from './health/sample-health';
 import { OrdersModule } from './orders/orders.module';
 import { sampleConfig, type SampleConfig } from './sample.config';
+import { SERVICE_NAME } from './sample.constants';
 import { sampleDynamicConfigSchema, type SampleDynamicConfig } from './sample.dynamic-config';
 
 @Module({})
@@ -48,10 +50,10 @@ export class AppModule {
         }),
         // After DynamicConfigModule: Nest initialises global modules in import order, and the canary
         // subscribes to the rules source in its onModuleInit, which needs the file loaded.
-        // No forwarder: a canary decision on a stable instance is served by the stable instance.
+        // Canary decisions on a stable instance go to CANARY_FORWARDER (below) when there is a canary.
         CanaryModule.forRootAsync({
           inject: [sampleConfig.KEY],
-          useFactory: (config: SampleConfig) => ({ track: config.registry.track }),
+          useFactory: sampleCanaryOptions,
         }),
         DatabaseModule,
         CacheModule,
@@ -69,7 +71,7 @@ export class AppModule {
           inject: [sampleConfig.KEY],
           useFactory: (config: SampleConfig) => ({
             driver: config.registry.driver,
-            service: 'orders',
+            service: SERVICE_NAME,
             track: config.registry.track,
             // LISTEN_HOST=127.0.0.1 must be advertised as such; on 0.0.0.0 the module detects the address.
             ...(config.host !== '0.0.0.0' && config.host !== '::' ? { address: config.host } : {}),
@@ -91,8 +93,13 @@ export class AppModule {
             subscribe: (apply) => config.watch('canary').subscribe(apply),
           }),
         },
+        {
+          provide: CANARY_FORWARDER,
+          inject: [sampleConfig.KEY, RegistryClient],
+          useFactory: sampleCanaryForwarder,
+        },
       ],
-      exports: [CANARY_RULES_SOURCE],
+      exports: [CANARY_RULES_SOURCE, CANARY_FORWARDER],
     };
   }
 }

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { ConfigType } from '@nestjs/config';
 import { envConfig } from '@nest-rollout/config';
 import { z } from 'zod';
@@ -36,6 +37,27 @@ const databaseUrl = z.string().superRefine((raw, ctx) => {
     ctx.addIssue({ code: 'custom', message: 'is not a valid URL (expected postgres://user:password@host:5432/database)' });
   }
 });
+
+const httpUrl = z.string().refine((raw) => /^https?:\/\//.test(raw) && URL.canParse(raw), {
+  message: 'must be an http:// or https:// URL',
+});
+
+/** The variables the object-level rule reads: it runs only when each of them is valid on its own. */
+const CROSS_CHECKED = new Set(['PORT', 'PORT_MANAGEMENT', 'CANARY_JWT_SECRET', 'CANARY_JWKS_URL']);
+
+function cidrList(raw: string): string[] {
+  return raw.split(',').map((entry) => entry.trim());
+}
+
+function forceTrustOf(raw: string): 'none' | 'any' | string[] {
+  return raw === 'none' || raw === 'any' ? raw : cidrList(raw);
+}
+
+function isCidr(value: string): boolean {
+  const [address, bits, extra] = value.split('/');
+  const family = isIP(address);
+  return extra === undefined && family !== 0 && /^\d{1,3}$/.test(bits ?? '') && Number(bits) <= (family === 4 ? 32 : 128);
+}
 
 const redisUrl = z.string().refine((raw) => /^rediss?:\/\//.test(raw) && URL.canParse(raw), {
   message: 'must be a redis:// or rediss:// URL (e.g. redis://:password@127.0.0.1:6379/0)',
@@ -83,11 +105,34 @@ export const sampleEnvSchema = z
     CONSUL_URL: z.string().optional(),
     /** Comma-separated. */
     ETCD_ENDPOINTS: z.string().optional(),
+    /**
+     * A canary instance this stable instance forwards canary decisions to, when no registry finds
+     * one (`http://orders-canary:3000`). With REGISTRY_DRIVER set and no CANARY_URL, canary
+     * instances come from the registry (meta `track=canary`).
+     */
+    CANARY_URL: httpUrl.optional(),
+    /** HMAC secret (HS256) that verifies the tokens whose claims the canary rules read. */
+    CANARY_JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+    /** JWKS URL of the token issuer (RS256, PS256, ES256 or EdDSA), instead of CANARY_JWT_SECRET. */
+    CANARY_JWKS_URL: httpUrl.optional(),
+    /**
+     * Who may force a side with `x-canary: always|never`: `none`, `any`, or comma-separated CIDRs
+     * of the proxies allowed to (`10.0.0.0/8,127.0.0.1/32`).
+     */
+    CANARY_FORCE_TRUST: z
+      .string()
+      .default('none')
+      .refine((raw) => raw === 'none' || raw === 'any' || cidrList(raw).every(isCidr), {
+        message: 'must be "none", "any" or comma-separated CIDRs (10.0.0.0/8,127.0.0.1/32)',
+      }),
     /** The dynamic configuration (degrade switches, canary rules): a YAML file, watched and hot-reloaded. */
     DYNAMIC_CONFIG_FILE: z.string().default(DEFAULT_DYNAMIC_CONFIG_FILE),
   })
   .superRefine(
     (env, ctx) => {
+      if (env.CANARY_JWT_SECRET !== undefined && env.CANARY_JWKS_URL !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['CANARY_JWKS_URL'], message: 'set CANARY_JWT_SECRET or CANARY_JWKS_URL, not both' });
+      }
       if (env.PORT_MANAGEMENT !== undefined && env.PORT_MANAGEMENT !== 0 && env.PORT_MANAGEMENT === env.PORT) {
         ctx.addIssue({
           code: 'custom',
@@ -98,7 +143,7 @@ export const sampleEnvSchema = z
     },
     // Zod skips object rules after any other problem; this one needs only the two ports, so that
     // one error still lists every problem.
-    { when: ({ issues }) => !issues.some((issue) => issue.path?.[0] === 'PORT' || issue.path?.[0] === 'PORT_MANAGEMENT') },
+    { when: ({ issues }) => !issues.some((issue) => CROSS_CHECKED.has(String(issue.path?.[0]))) },
   );
 
 /**
@@ -132,6 +177,13 @@ export const sampleConfig = envConfig('sample', sampleEnvSchema, (env) => ({
       .map((endpoint) => endpoint.trim())
       .filter(Boolean),
     track: env.APP_TRACK,
+  },
+  canary: {
+    url: env.CANARY_URL,
+    jwtSecret: env.CANARY_JWT_SECRET,
+    jwksUrl: env.CANARY_JWKS_URL,
+    /** `none`, `any`, or the proxies' CIDRs. */
+    forceTrust: forceTrustOf(env.CANARY_FORCE_TRUST),
   },
   health: {
     intervalMs: env.HEALTH_INTERVAL_MS,

@@ -8,3 +8,6 @@ export const SampleEvent = {
   /** A message of TypeORM's own (a warning, a slow query, a migration step). */
   DATABASE_TYPEORM_MESSAGE: 'database.typeorm_message',
 } as const;
+
+/** The service's name in the registry: stable and canary instances register under it. */
+export const SERVICE_NAME = 'orders';

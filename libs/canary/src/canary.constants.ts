@@ -11,6 +11,8 @@ export const CANARY_FORWARDER = 'CANARY:FORWARDER';
 export const CANARY_RULES_SOURCE = 'CANARY:RULES_SOURCE';
 /** Metadata key `@Canary()` sets on a route or controller. */
 export const CANARY_ROUTE_METADATA = 'canary:route';
+/** Key of a `@Canary()` route's options in its Fastify route config. */
+export const CANARY_ROUTE_CONFIG_KEY = 'nestRolloutCanary';
 
 /** Key of the compiled flagd flag, and so part of what `fractional` hashes: an edge must use the same. */
 export const DEFAULT_CANARY_FLAG_KEY = 'canary';
@@ -24,6 +26,9 @@ export const MAX_TOKEN_BYTES = 8 * 1024;
 /** Log event names; one event per line. */
 export const CanaryEvent = {
   DECISION: 'canary.decision',
+  DECISION_FAILED: 'canary.decision_failed',
+  ROUTE_NOT_FOUND: 'canary.route_not_found',
+  ADAPTER_UNSUPPORTED: 'canary.adapter_unsupported',
   RULES_APPLIED: 'canary.rules_applied',
   RULES_REJECTED: 'canary.rules_rejected',
   FORWARD_FAILED: 'canary.forward_failed',

@@ -1,11 +1,14 @@
-import { DynamicModule, Module } from '@nestjs/common';
+import { DynamicModule, Module, NestModule } from '@nestjs/common';
 import { systemClock } from '@nest-rollout/lifecycle';
 import { CANARY_CLOCK, CANARY_OPTIONS } from './canary.constants';
 import { CanaryContext } from './canary.context';
 import { CanaryInterceptor } from './canary.interceptor';
 import { CANARY_MODULE_OPTIONS, CANARY_OPTIONS_TYPE, CanaryConfigurableModule } from './canary.module-definition';
 import { CanaryModuleOptions, resolveCanaryOptions } from './canary.options';
+import { CanaryRoutes } from './canary.routes';
 import { CanaryService } from './canary.service';
+import { CanaryHttpBinding } from './http/canary-http.binding';
+import { CanaryRequestHandler } from './http/canary-request.handler';
 
 @Module({
   providers: [
@@ -19,10 +22,22 @@ import { CanaryService } from './canary.service';
     CanaryService,
     CanaryContext,
     CanaryInterceptor,
+    CanaryRoutes,
+    CanaryRequestHandler,
+    CanaryHttpBinding,
   ],
   exports: [CANARY_OPTIONS, CANARY_CLOCK, CanaryService, CanaryContext, CanaryInterceptor],
 })
-export class CanaryModule extends CanaryConfigurableModule {
+export class CanaryModule extends CanaryConfigurableModule implements NestModule {
+  constructor(private readonly http: CanaryHttpBinding) {
+    super();
+  }
+
+  /** Nest calls it in `app.init()`, after the body parsers and before the routes: where the HTTP hooks go. */
+  configure(): void {
+    this.http.install();
+  }
+
   /** `forRoot()` with no argument means every default (every request stable). */
   static override forRoot(options: typeof CANARY_OPTIONS_TYPE = {}): DynamicModule {
     return super.forRoot(options);

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit, Optional } from '@nestjs/common';
 import { describeError, METRICS_PUBLISHER } from '@nest-rollout/lifecycle';
 import type { LifecycleClock, MetricsPublisher } from '@nest-rollout/lifecycle';
@@ -11,7 +11,7 @@ import type { ResolvedCanaryOptions } from './canary.options';
 import { CompiledCanaryRules } from './canary.rules';
 import type { CanaryEvaluationContext, CanaryFlagSet, RuleOutcome } from './canary.rules';
 import { TrustPolicy } from './canary.trust';
-import type { CanaryDecision, CanaryRulesSource } from './canary.types';
+import type { CanaryDecision, CanaryRequestView, CanaryRulesSource } from './canary.types';
 
 const NO_CLAIMS: Readonly<Record<string, unknown>> = Object.freeze({});
 
@@ -79,7 +79,7 @@ export class CanaryService implements OnModuleInit, OnModuleDestroy {
    * The decision for one request. Synchronous unless a token has to be verified. Strips routing
    * headers (and the routing cookie) that the peer was not trusted to send.
    */
-  decide(req: IncomingMessage, route: string): CanaryDecision | Promise<CanaryDecision> {
+  decide(req: CanaryRequestView, route: string): CanaryDecision | Promise<CanaryDecision> {
     const compiled = this.compiled;
     const headers = req.headers;
     let cookies: Readonly<Record<string, string>> | undefined;
@@ -110,7 +110,7 @@ export class CanaryService implements OnModuleInit, OnModuleDestroy {
 
   private evaluate(
     compiled: CompiledCanaryRules,
-    headers: IncomingMessage['headers'],
+    headers: IncomingHttpHeaders,
     cookies: Readonly<Record<string, string>>,
     claims: Readonly<Record<string, unknown>>,
   ): RuleOutcome {
@@ -133,7 +133,7 @@ export class CanaryService implements OnModuleInit, OnModuleDestroy {
   }
 
   /** `always` / `never` when the request asks for a side and may; otherwise strips what it sent. */
-  private forced(req: IncomingMessage, cookies: () => Readonly<Record<string, string>>): 'always' | 'never' | undefined {
+  private forced(req: CanaryRequestView, cookies: () => Readonly<Record<string, string>>): 'always' | 'never' | undefined {
     const header = req.headers[CANARY_FORCE_HEADER];
     const hasCookie = typeof req.headers.cookie === 'string' && req.headers.cookie.includes(CANARY_FORCE_HEADER);
     if (header === undefined && !hasCookie) return undefined;

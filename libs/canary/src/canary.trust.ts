@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
-import type { IncomingMessage } from 'node:http';
+import type { CanaryRequestView } from './canary.types';
 import type { LifecycleClock } from '@nest-rollout/lifecycle';
 import type { CanaryTrustOptions } from './canary.options';
 
@@ -27,11 +27,11 @@ export class TrustPolicy {
   }
 
   /** `forceValue` is what the request asks for (`always`/`never`), part of what the gateway signs. */
-  mayForce(req: IncomingMessage, forceValue: string): boolean {
+  mayForce(req: CanaryRequestView, forceValue: string): boolean {
     const force = this.options.force;
     if (force === 'any') return true;
     if (force === 'none') return false;
-    if (this.proxies) return this.fromProxy(req.socket.remoteAddress);
+    if (this.proxies) return this.fromProxy(req.socket?.remoteAddress);
     if ('hmacHeader' in force)
       return this.signed(req.headers[force.hmacHeader.toLowerCase()], forceValue, force.secret, force.maxAgeSeconds);
     return false;

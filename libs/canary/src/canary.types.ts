@@ -54,6 +54,16 @@ export interface CanaryDecision {
   readonly servedLocally?: string;
 }
 
+/**
+ * What a decision reads of a request: its headers (names lower-case, as Node gives them; gRPC
+ * metadata is turned into this shape) and the peer's address, for the proxy trust policy. The
+ * decision deletes routing headers the peer was not trusted to send.
+ */
+export interface CanaryRequestView {
+  readonly headers: import('node:http').IncomingHttpHeaders;
+  readonly socket?: { readonly remoteAddress?: string };
+}
+
 /** Options of `@Canary()` on one route or controller. */
 export interface CanaryRouteOptions {
   /**
@@ -96,7 +106,17 @@ export type CanaryForwardResult =
  * never replayed.
  */
 export interface CanaryForwarder {
-  forward(req: CanaryRawRequest, res: CanaryRawResponse, decision: CanaryDecision): Promise<CanaryForwardResult>;
+  forward(req: CanaryRawRequest, res: CanaryRawResponse, decision: CanaryDecision, hooks?: CanaryForwardHooks): Promise<CanaryForwardResult>;
+}
+
+/** Adapter-specific steps around a forward. */
+export interface CanaryForwardHooks {
+  /**
+   * Called once, when the forwarder takes the response over (the first byte of the request is about
+   * to go to the canary): from then on it answers, whatever happens. On Fastify the canary hooks
+   * pass `() => reply.hijack()`, so that Fastify leaves `reply.raw` alone; Express needs nothing.
+   */
+  onCommit?(): void;
 }
 
 /**

@@ -28,11 +28,13 @@ export type { CanaryEvaluationContext, CanaryFlagSet } from './canary.rules';
 export { CanaryService } from './canary.service';
 export { canaryForceSignature } from './canary.trust';
 export type {
+  CanaryForwardHooks,
   CanaryForwardResult,
   CanaryForwarder,
   CanaryRawRequest,
   CanaryRawResponse,
   CanaryReason,
+  CanaryRequestView,
   CanaryRouteOptions,
   CanaryRulesSource,
   CanaryTrack,
@@ -44,7 +46,6 @@ export { registryCanaryTargets, staticCanaryTargets } from './forwarding/canary-
 export type { CanaryInstanceSource, CanaryTarget, CanaryTargets, RegistryCanaryTargetsOptions } from './forwarding/canary-targets';
 export { CANARY_HOP_HEADER, ForwardFailure, ForwardingEvent, ForwardLocalReason } from './forwarding/forwarding.constants';
 export { HttpCanaryForwarder } from './forwarding/http-canary.forwarder';
-export type { CanaryForwardHooks } from './forwarding/http-canary.forwarder';
 export { mergeBaggage, readBaggageValue } from './propagation/baggage';
 export type { BaggageHeaderValue } from './propagation/baggage';
 export {

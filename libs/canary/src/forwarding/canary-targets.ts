@@ -39,7 +39,7 @@ export interface RegistryCanaryTargetsOptions {
 
 /**
  * Canary instances of `service` from a registry (round-robin over the healthy ones, from the
- * client's memory):
+ * client's memory, watched from the moment this is called):
  *
  * ```ts
  * { provide: CANARY_TARGETS, inject: [RegistryClient], useFactory: (registry) => registryCanaryTargets(registry, 'orders') }
@@ -52,6 +52,9 @@ export function registryCanaryTargets(
 ): CanaryTargets {
   const query = { meta: options.meta ?? { track: 'canary' } };
   const protocol = options.protocol ?? 'http';
+  // A registry client answers from memory and starts watching a service the first time it is asked
+  // for it: ask now, so that the canary instances are known before the first canary request.
+  registry.pick(service, query);
   return {
     pick() {
       const instance = registry.pick(service, query);

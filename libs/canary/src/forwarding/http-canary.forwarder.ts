@@ -6,7 +6,7 @@ import { Agent } from 'undici';
 import type { Dispatcher } from 'undici';
 import { describeError } from '@nest-rollout/lifecycle';
 import { CANARY_FORCE_HEADER } from '../canary.constants';
-import type { CanaryDecision, CanaryForwarder, CanaryForwardResult } from '../canary.types';
+import type { CanaryDecision, CanaryForwarder, CanaryForwardHooks, CanaryForwardResult } from '../canary.types';
 import { mergeBaggage } from '../propagation/baggage';
 import { forceHeaderValue } from '../propagation/canary-propagation';
 import { BAGGAGE_HEADER, CANARY_BAGGAGE_KEY } from '../propagation/propagation.constants';
@@ -16,16 +16,6 @@ import { staticCanaryTargets } from './canary-targets';
 import type { CanaryTargets } from './canary-targets';
 import { ForwardFailure, ForwardingEvent, ForwardLocalReason } from './forwarding.constants';
 import { connectionTokens, endToEndHeaders, isHopByHop } from './hop-by-hop';
-
-/** Adapter-specific steps around a forward. */
-export interface CanaryForwardHooks {
-  /**
-   * Called once, when the forwarder takes the response over (the first byte of the request is about
-   * to go to the canary): from then on it answers, whatever happens. On Fastify, `() => reply.hijack()`,
-   * so that Fastify leaves `reply.raw` alone; Express needs nothing.
-   */
-  onCommit?(): void;
-}
 
 const SERVED_LOCALLY: Readonly<Record<ForwardLocalReason, CanaryForwardResult>> = Object.freeze({
   loop: Object.freeze({ servedLocally: ForwardLocalReason.LOOP }),
