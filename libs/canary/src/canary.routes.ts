@@ -95,5 +95,6 @@ function withoutCanaryInterceptor(target: object): boolean {
 
 function addInterceptor(method: object): void {
   const interceptors = (Reflect.getMetadata(INTERCEPTORS_METADATA, method) as unknown[] | undefined) ?? [];
-  if (!interceptors.includes(CanaryInterceptor)) Reflect.defineMetadata(INTERCEPTORS_METADATA, [CanaryInterceptor, ...interceptors], method);
+  if (!interceptors.includes(CanaryInterceptor))
+    Reflect.defineMetadata(INTERCEPTORS_METADATA, [CanaryInterceptor, ...interceptors], method);
 }

@@ -106,7 +106,12 @@ export type CanaryForwardResult =
  * never replayed.
  */
 export interface CanaryForwarder {
-  forward(req: CanaryRawRequest, res: CanaryRawResponse, decision: CanaryDecision, hooks?: CanaryForwardHooks): Promise<CanaryForwardResult>;
+  forward(
+    req: CanaryRawRequest,
+    res: CanaryRawResponse,
+    decision: CanaryDecision,
+    hooks?: CanaryForwardHooks,
+  ): Promise<CanaryForwardResult>;
 }
 
 /** Adapter-specific steps around a forward. */

@@ -71,7 +71,13 @@ export class CanaryRequestHandler {
     return decision === undefined ? fn() : this.context.run(decision, fn);
   }
 
-  private proceed(decision: CanaryDecision, req: DecidedRequest, res: ServerResponse, route: CanaryHttpRoute, steps: CanaryRequestSteps): void {
+  private proceed(
+    decision: CanaryDecision,
+    req: DecidedRequest,
+    res: ServerResponse,
+    route: CanaryHttpRoute,
+    steps: CanaryRequestSteps,
+  ): void {
     this.stick(res, decision);
     if (decision.variant === 'stable') return this.serve(req, decision, steps);
     const local = this.servedLocallyBecause(route);
