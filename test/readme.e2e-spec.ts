@@ -5,6 +5,8 @@ import { isDeepStrictEqual } from 'node:util';
 import { customCheck, DEFAULT_HEALTH_PATH, HealthModule, resolveHealthOptions } from '@nest-rollout/health';
 import type { HealthModuleOptions, ResolvedHealthOptions } from '@nest-rollout/health';
 import { LifecycleModule, resolveLifecycleOptions } from '@nest-rollout/lifecycle';
+import { CanaryModule, DEFAULT_CANARY_FLAG_KEY, resolveCanaryOptions } from '@nest-rollout/canary';
+import type { CanaryModuleOptions, ResolvedCanaryOptions } from '@nest-rollout/canary';
 import { DynamicConfigModule, resolveDynamicConfigOptions } from '@nest-rollout/config';
 import type { DynamicConfigModuleOptions, ResolvedDynamicConfigOptions } from '@nest-rollout/config';
 import { LoggingModule, resolveLoggingOptions } from '@nest-rollout/logging';
@@ -146,6 +148,43 @@ const TABLES: readonly OptionTable<Options>[] = [
     expressions: {
       schema: { documented: '—', expected: () => DYNAMIC_SCHEMA },
       file: { documented: '—', expected: () => 'config/dynamic.yaml' },
+    },
+  }),
+  optionTable<ResolvedCanaryOptions>({
+    lib: 'canary',
+    heading: '## Canary routing',
+    resolve: (input) => resolveCanaryOptions(input as CanaryModuleOptions, {}),
+    statics: { isGlobal: CanaryModule.forRoot().global ?? false },
+    expressions: {
+      track: { documented: "`$APP_TRACK`, else `'stable'`", expected: () => 'stable' },
+      rules: { documented: '`{}`: every request stable', expected: () => ({ flagKey: DEFAULT_CANARY_FLAG_KEY }) },
+    },
+    shapes: {
+      rules: {
+        input: {
+          rules: {
+            header: { 'x-env': 'canary' },
+            cookie: { cohort: 'beta' },
+            claim: { plan: 'beta' },
+            percent: 5,
+            stickyKey: 'header:x-user',
+          },
+          jwt: { unverified: true, verifiedBy: 'gateway' },
+        },
+        pick: (o) => o.rules,
+      },
+      jwt: {
+        input: {
+          jwt: {
+            secret: 'a-secret-of-at-least-thirty-two-characters',
+            algorithms: ['HS256'],
+            issuer: 'i',
+            audience: 'a',
+            cookie: 'session',
+          },
+        },
+        pick: (o) => o.jwt,
+      },
     },
   }),
   optionTable<ResolvedRegistryOptions>({
