@@ -1,7 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { getDataSourceToken } from '@nestjs/typeorm';
-import { CANARY_FORWARDER, CANARY_RULES_SOURCE, CanaryModule } from '@nest-rollout/canary';
+import { CANARY_FORWARDER, CANARY_RULES_SOURCE, CanaryModule, resolveCanaryOptions } from '@nest-rollout/canary';
 import type { CanaryRulesSource } from '@nest-rollout/canary';
 import { DynamicConfigModule, DynamicConfigService } from '@nest-rollout/config';
 import { HealthModule } from '@nest-rollout/health';
@@ -17,7 +17,7 @@ import { sampleHealthOptions } from './health/sample-health';
 import { OrdersModule } from './orders/orders.module';
 import { sampleConfig, type SampleConfig } from './sample.config';
 import { SERVICE_NAME } from './sample.constants';
-import { sampleDynamicConfigSchema, type SampleDynamicConfig } from './sample.dynamic-config';
+import { sampleDynamicConfigSchemaFor, type SampleDynamicConfig } from './sample.dynamic-config';
 
 @Module({})
 export class AppModule {
@@ -46,7 +46,11 @@ export class AppModule {
         // they apply, re-read on SIGHUP; a file that does not validate at start-up stops the boot.
         DynamicConfigModule.forRootAsync({
           inject: [sampleConfig.KEY],
-          useFactory: (config: SampleConfig) => ({ schema: sampleDynamicConfigSchema, file: config.dynamicConfigFile }),
+          useFactory: (config: SampleConfig) => ({
+            // Claim rules validate only where the canary module can verify tokens.
+            schema: sampleDynamicConfigSchemaFor(resolveCanaryOptions(sampleCanaryOptions(config)).jwt),
+            file: config.dynamicConfigFile,
+          }),
         }),
         // After DynamicConfigModule: Nest initialises global modules in import order, and the canary
         // subscribes to the rules source in its onModuleInit, which needs the file loaded.

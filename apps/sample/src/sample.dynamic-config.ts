@@ -1,5 +1,5 @@
 import { CanaryRulesError, CompiledCanaryRules, parseCanaryRules } from '@nest-rollout/canary';
-import type { CanaryRules } from '@nest-rollout/canary';
+import type { CanaryJwtOptions, CanaryRules } from '@nest-rollout/canary';
 import { z } from 'zod';
 
 /** Where the dynamic configuration is read from when DYNAMIC_CONFIG_FILE is unset, relative to the working directory. */
@@ -9,45 +9,54 @@ export const DEFAULT_DYNAMIC_CONFIG_FILE = 'config/dynamic.yaml';
 const notAMap = (message: string) => (issue: { code: string }) => (issue.code === 'invalid_type' ? message : undefined);
 
 /**
- * What a valid config/dynamic.yaml is. Strict where the sample reads it, so that a misspelt key
- * (`orders-list`) is rejected with the last good version kept, rather than silently ignored.
+ * What a valid config/dynamic.yaml is, for an instance whose canary module reads tokens with `jwt`
+ * (CANARY_JWT_SECRET or CANARY_JWKS_URL) or none (claim rules are then refused). Strict where the
+ * sample reads it, so that a misspelt key (`orders-list`) is rejected with the last good version
+ * kept, rather than silently ignored.
  */
-export const sampleDynamicConfigSchema = z.strictObject(
-  {
-    /** Degrade switches: a route switched off answers 503 with Retry-After instead of doing its work. */
-    degrade: z
-      .strictObject(
-        {
-          /** GET /orders, the costliest read. */
-          orders_list: z.boolean().default(false),
-          /**
-           * Retry-After of a switched-off route, in seconds: long enough that clients do not hammer a
-           * service shedding load, short enough that they come back soon after it is switched on.
-           */
-          retry_after_seconds: z.number().int().min(1).max(3600).default(30),
-        },
-        { error: notAMap('must be a map of degrade switches') },
-      )
-      .prefault({}),
-    /**
-     * The canary rules of @Canary() routes (GET /orders/:id/quote), checked as the canary module
-     * checks live rules, so that a rule set it would refuse is rejected here and the configuration
-     * in force never differs from the rules in force. Left out: every request stable.
-     */
-    canary: z.unknown().transform(sampleCanaryRules).prefault({}),
-  },
-  { error: notAMap('must be a map with the keys degrade and canary') },
-);
+export const sampleDynamicConfigSchemaFor = (jwt: CanaryJwtOptions | undefined) =>
+  z.strictObject(
+    {
+      /** Degrade switches: a route switched off answers 503 with Retry-After instead of doing its work. */
+      degrade: z
+        .strictObject(
+          {
+            /** GET /orders, the costliest read. */
+            orders_list: z.boolean().default(false),
+            /**
+             * Retry-After of a switched-off route, in seconds: long enough that clients do not hammer a
+             * service shedding load, short enough that they come back soon after it is switched on.
+             */
+            retry_after_seconds: z.number().int().min(1).max(3600).default(30),
+          },
+          { error: notAMap('must be a map of degrade switches') },
+        )
+        .prefault({}),
+      /**
+       * The canary rules of @Canary() routes (GET /orders/:id/quote), checked as the canary module
+       * checks live rules, so that a rule set it would refuse is rejected here and the configuration
+       * in force never differs from the rules in force. Left out: every request stable.
+       */
+      canary: z
+        .unknown()
+        .transform((input, ctx) => sampleCanaryRules(input, ctx, jwt))
+        .prefault({}),
+    },
+    { error: notAMap('must be a map with the keys degrade and canary') },
+  );
+
+/** The schema of an instance that verifies no tokens. */
+export const sampleDynamicConfigSchema = sampleDynamicConfigSchemaFor(undefined);
 
 /**
  * The canary module's own checks, in the order it runs them on a live update: `parseCanaryRules`
  * (its rules schema, whose problems it words itself, naming an unknown key as one; claims
- * only with a `jwt` option, which the sample's CanaryModule does not set), then compiling them for
+ * only with the `jwt` option the sample's CanaryModule was given), then compiling them for
  * flagd-core (a `flag` definition flagd refuses).
  */
-function sampleCanaryRules(input: unknown, ctx: z.RefinementCtx<unknown>): CanaryRules {
+function sampleCanaryRules(input: unknown, ctx: z.RefinementCtx<unknown>, jwt: CanaryJwtOptions | undefined): CanaryRules {
   try {
-    const rules = parseCanaryRules(input, undefined);
+    const rules = parseCanaryRules(input, jwt);
     CompiledCanaryRules.compile(rules);
     return rules;
   } catch (error) {
