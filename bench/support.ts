@@ -1,4 +1,4 @@
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, type ChildProcess, type Serializable } from 'node:child_process';
 
 /** A positive whole number from the environment (BENCH_DURATION_MS and the like), or `fallback`. */
 export function intEnv(name: string, fallback: number): number {
@@ -10,11 +10,16 @@ export function intEnv(name: string, fallback: number): number {
 }
 
 /**
- * Forks `script` as a benchmark server (`--serve <variant> <adapter>`); it answers with its port
- * over IPC once listening, and with `{ cpuMicros }` to any message.
+ * Forks `script` as a benchmark server (`--serve <variant> <adapter> ...args`); it answers with its
+ * port over IPC once listening, and with `{ cpuMicros }` to any message.
  */
-export async function forkServer(script: string, variant: string, adapter: string): Promise<{ child: ChildProcess; port: number }> {
-  const child = fork(script, ['--serve', variant, adapter], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+export async function forkServer(
+  script: string,
+  variant: string,
+  adapter: string,
+  args: readonly string[] = [],
+): Promise<{ child: ChildProcess; port: number }> {
+  const child = fork(script, ['--serve', variant, adapter, ...args], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   const port = await new Promise<number>((resolve, reject) => {
     child.once('message', (message) => resolve((message as { port: number }).port));
     child.once('exit', (code) => reject(new Error(`${variant}/${adapter} server exited with ${code} before listening`)));
@@ -27,6 +32,22 @@ export function serverCpuMicros(child: ChildProcess): Promise<number> {
   return new Promise((resolve) => {
     child.once('message', (message) => resolve((message as { cpuMicros: number }).cpuMicros));
     child.send('cpu');
+  });
+}
+
+/**
+ * Sends `message` to a forked child (a load process, say) and resolves with the child's next
+ * message; rejects if the child exits first.
+ */
+export function askForked<T>(child: ChildProcess, message: Serializable): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onExit = (code: number | null) => reject(new Error(`forked process exited with ${code} before answering`));
+    child.once('exit', onExit);
+    child.once('message', (answer) => {
+      child.off('exit', onExit);
+      resolve(answer as T);
+    });
+    child.send(message);
   });
 }
 
