@@ -56,6 +56,8 @@ interface RegistryHandle {
   thaw(): void;
   /** Whether the registry holds this instance now (observed directly, not through the module). */
   holds(service: string, id: string): Promise<boolean>;
+  /** The Consul test server behind the handle (Consul only), for what the agent did on its own. */
+  readonly consul?: ConsulTestServer;
   destroy(): Promise<void>;
 }
 
@@ -108,10 +110,12 @@ const etcdBackend: Backend = {
 const consulBackend: Backend = {
   name: 'consul',
   async create() {
-    // timeScale shortens only the reaper (30 s) and the 1 minute deregister-critical floor.
-    const server = new ConsulTestServer({ port: await freePort(), timeScale: 0.02 });
+    // Reaping alone is scaled, by 0.05: the 30 s reaper runs every 1.5 s and the one-minute
+    // DeregisterCriticalServiceAfter lasts 3 s. Checks, their intervals and timeouts run at full length.
+    const server = new ConsulTestServer({ port: await freePort(), reapTimeScale: 0.05 });
     return {
       url: server.url,
+      consul: server,
       start: () => server.listen(),
       restartWiped: () => server.restart(),
       freeze: () => server.freeze(),
@@ -470,11 +474,34 @@ describe.each([etcdBackend, consulBackend])('registry with the $name driver', (b
     child.kill('SIGKILL');
     // Out of the healthy set: etcd when the 2 s lease expires; Consul once the HTTP check (every 1 s) fails.
     await waitUntil(() => observer.client.instances(service).length === 0, 'the killed instance leaving discovery', 8000);
+    const consul = registry.consul;
+    if (consul) {
+      // Consul keeps a critical instance registered: only the reaper removes it, once its check has
+      // been critical for DeregisterCriticalServiceAfter (default one minute, 3 s here).
+      expect(await registry.holds(service, registration.id)).toBe(true);
+    }
     // Gone from the registry entirely: the expired lease took the key; Consul's reaper removed it.
-    await waitUntil(async () => !(await registry.holds(service, registration.id)), 'the entry to disappear', 10_000, 100);
+    await waitUntil(async () => !(await registry.holds(service, registration.id)), 'the entry to disappear', 20_000, 100);
     const goneAfterMs = Date.now() - killedAt;
-    if (backend.name === 'etcd') expect(goneAfterMs).toBeGreaterThan(500);
-    expect(goneAfterMs).toBeLessThan(9000);
+    if (!consul) {
+      expect(goneAfterMs).toBeGreaterThan(500);
+      expect(goneAfterMs).toBeLessThan(9000);
+      return;
+    }
+    // Consul's order of events: the check turns critical after the kill, the reaper removes the
+    // instance only once that check has been critical for longer than the deregister delay.
+    const checkId = `service:${registration.id}`;
+    const criticalAt = consul.history.find(
+      (e) => e.event === 'check' && e.checkId === checkId && e.status === 'critical' && e.at >= killedAt,
+    )?.at;
+    const reaped = consul.history.find((e) => e.event === 'reaped' && e.serviceId === registration.id);
+    const deregisterAfterMs = consul.effectiveDeregisterAfterMs(60_000);
+    expect(criticalAt).toBeDefined();
+    expect(reaped).toMatchObject({ checkId, criticalForMs: expect.any(Number) });
+    expect(reaped!.event === 'reaped' && reaped!.criticalForMs).toBeGreaterThan(deregisterAfterMs);
+    expect(reaped!.at - criticalAt!).toBeGreaterThanOrEqual(deregisterAfterMs);
+    // Bounded by one check interval and its timeout, the delay, one reaper period, and slack.
+    expect(goneAfterMs).toBeLessThan(1000 + 500 + deregisterAfterMs + consul.reapIntervalMs + 3000);
   }, 40_000);
 
   it('starts and serves while the registry is down, and registers once it is up', async () => {
@@ -563,7 +590,10 @@ describe('registry with the consul driver and a TTL check', () => {
   const NO_TTL_EXPIRY_WINDOW_MS = TTL_MS + 250;
   let consul: ConsulTestServer;
   beforeAll(async () => {
-    consul = await ConsulTestServer.start({ aclToken: 'secret-token' });
+    // ACLs on, default deny: only this token may write (and so read) the service.
+    consul = await ConsulTestServer.start({
+      acl: { defaultPolicy: 'deny', tokens: { 'secret-token': { service_prefix: { 'orders-': 'write' }, node_prefix: { '': 'read' } } } },
+    });
   });
   afterEach(() => stopApps(), 30_000);
   afterAll(() => consul?.destroy());
