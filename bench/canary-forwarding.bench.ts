@@ -6,7 +6,7 @@ import { Agent, request, type IncomingMessage } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { Controller, Get, HttpCode, Module, Param, Post, Req, type INestApplication } from '@nestjs/common';
+import { Controller, Get, Global, HttpCode, Module, Param, Post, Req, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
@@ -121,10 +121,14 @@ async function serve(track: CanaryTrack, adapter: AdapterName, canaryUrl: string
     }
   }
 
+  // Global and exporting the forwarder, as the sample's AppModule: CanaryModule's own request hooks
+  // look CANARY_FORWARDER up from its scope.
+  @Global()
   @Module({
     imports: [CanaryModule.forRoot({ track, rules: { header: { 'x-env': 'canary' } } })],
     controllers: [OrdersController],
     providers: canaryUrl === undefined ? [] : [{ provide: CANARY_FORWARDER, useFactory: () => new HttpCanaryForwarder(canaryUrl) }],
+    exports: canaryUrl === undefined ? [] : [CANARY_FORWARDER],
   })
   class BenchModule {}
 
