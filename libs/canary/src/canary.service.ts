@@ -1,10 +1,12 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit, Optional } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
 import { describeError, METRICS_PUBLISHER } from '@nest-rollout/lifecycle';
 import type { LifecycleClock, MetricsPublisher } from '@nest-rollout/lifecycle';
 import { CANARY_CLOCK, CANARY_FORCE_HEADER, CANARY_OPTIONS, CANARY_RULES_SOURCE, CanaryEvent, CanaryMetric } from './canary.constants';
 import { parseCookies, withoutCookie } from './canary.cookies';
 import { CanaryRulesError } from './canary.errors';
+import { optionalProvider } from './canary.providers';
 import { ClaimsReader } from './canary.jwt';
 import { parseCanaryRules } from './canary.options';
 import type { ResolvedCanaryOptions } from './canary.options';
@@ -32,7 +34,7 @@ export class CanaryService implements OnModuleInit, OnModuleDestroy {
   constructor(
     @Inject(CANARY_OPTIONS) private readonly options: ResolvedCanaryOptions,
     @Inject(CANARY_CLOCK) clock: LifecycleClock,
-    @Optional() @Inject(CANARY_RULES_SOURCE) private readonly source?: CanaryRulesSource,
+    private readonly moduleRef: ModuleRef,
     @Optional() @Inject(METRICS_PUBLISHER) private readonly metrics?: MetricsPublisher,
   ) {
     // At boot an invalid rule set stops the start (CanaryRulesError names each problem).
@@ -51,8 +53,10 @@ export class CanaryService implements OnModuleInit, OnModuleDestroy {
   }
 
   onModuleInit(): void {
-    if (!this.source) return;
-    const subscription = this.source.subscribe((rules) => this.applyRules(rules));
+    // Wherever the application declares it, its own module included.
+    const source = optionalProvider<CanaryRulesSource>(this.moduleRef, CANARY_RULES_SOURCE);
+    if (!source) return;
+    const subscription = source.subscribe((rules) => this.applyRules(rules));
     this.unsubscribe = typeof subscription === 'function' ? subscription : () => subscription.unsubscribe();
   }
 

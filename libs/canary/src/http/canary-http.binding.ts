@@ -25,6 +25,7 @@ export class CanaryHttpBinding implements OnApplicationBootstrap {
   install(): void {
     if (this.hooks) return;
     this.expected = this.routes.prepare().http;
+    this.handler.resolveForwarder();
     const adapter = this.adapterHost.httpAdapter;
     if (this.expected === 0 || !adapter) return;
     this.hooks = canaryHttpHooks(adapter, this.handler);

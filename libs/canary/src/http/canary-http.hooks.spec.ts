@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { Agent, createServer, request } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Body, Controller, Get, Global, INestApplication, Module, Param, Post } from '@nestjs/common';
+import { Body, Controller, Get, INestApplication, Module, Param, Post } from '@nestjs/common';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter, RouteConfig } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
@@ -123,10 +123,12 @@ describe.each(['express', 'fastify'] as const)('@Canary() on the adapter hooks (
   async function boot(options: CanaryModuleOptions = RULES): Promise<string> {
     canary = await startCanary();
     const forwarder = new HttpCanaryForwarder(canary.url);
-    @Global()
-    @Module({ providers: [{ provide: CANARY_FORWARDER, useValue: forwarder }], exports: [CANARY_FORWARDER] })
-    class ForwarderModule {}
-    @Module({ imports: [ForwarderModule, CanaryModule.forRoot(options)], controllers: [OrdersController, CartsController] })
+    // In the application's own module, neither global nor exported: the canary module finds it there.
+    @Module({
+      imports: [CanaryModule.forRoot(options)],
+      controllers: [OrdersController, CartsController],
+      providers: [{ provide: CANARY_FORWARDER, useValue: forwarder }],
+    })
     class AppModule {}
     const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).compile();
     app = moduleRef.createNestApplication(adapter === 'fastify' ? new FastifyAdapter() : new ExpressAdapter(), { logger: false });

@@ -1,9 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
 import { describeError } from '@nest-rollout/lifecycle';
 import { CANARY_FORWARDER, CANARY_OPTIONS, CanaryEvent } from '../canary.constants';
 import { CanaryContext } from '../canary.context';
 import type { ResolvedCanaryOptions } from '../canary.options';
+import { optionalProvider } from '../canary.providers';
 import { CanaryService } from '../canary.service';
 import type { CanaryDecision, CanaryForwarder, CanaryRouteOptions } from '../canary.types';
 
@@ -40,12 +42,22 @@ export interface CanaryRequestSteps {
 export class CanaryRequestHandler {
   private readonly logger = new Logger('Canary');
 
+  private forwarder: CanaryForwarder | undefined;
+
   constructor(
     private readonly service: CanaryService,
     private readonly context: CanaryContext,
     @Inject(CANARY_OPTIONS) private readonly options: ResolvedCanaryOptions,
-    @Optional() @Inject(CANARY_FORWARDER) private readonly forwarder?: CanaryForwarder,
+    private readonly moduleRef: ModuleRef,
   ) {}
+
+  /**
+   * Finds the `CANARY_FORWARDER` provider wherever the application declares it (its own module
+   * included, not only a global one), once every provider exists.
+   */
+  resolveForwarder(): void {
+    this.forwarder = optionalProvider<CanaryForwarder>(this.moduleRef, CANARY_FORWARDER);
+  }
 
   handle(req: DecidedRequest, res: ServerResponse, route: CanaryHttpRoute, steps: CanaryRequestSteps): void {
     let decided: CanaryDecision | Promise<CanaryDecision>;
