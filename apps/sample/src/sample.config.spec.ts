@@ -104,6 +104,17 @@ describe('sampleConfig', () => {
     expect(SET_BY_OTHERS.filter((pattern) => pattern.test(name))).toEqual([]);
   });
 
+  it('names each invalid canary variable', () => {
+    expect(problemsOf({ CANARY_URL: 'ftp://x', CANARY_JWT_SECRET: 'short', CANARY_FORCE_TRUST: '10.0.0.0/33' })).toEqual([
+      expect.stringContaining('CANARY_URL'),
+      expect.stringContaining('CANARY_JWT_SECRET'),
+      expect.stringContaining('CANARY_FORCE_TRUST'),
+    ]);
+    expect(
+      problemsOf({ CANARY_JWT_SECRET: 'a-secret-of-at-least-thirty-two-characters', CANARY_JWKS_URL: 'https://id.example.com/jwks.json' }),
+    ).toEqual([expect.stringContaining('CANARY_JWKS_URL: set CANARY_JWT_SECRET or CANARY_JWKS_URL, not both')]);
+  });
+
   it('rejects a management port equal to the public one', () => {
     expect(problemsOf({ PORT: '8080', PORT_MANAGEMENT: '8080' })).toEqual([
       expect.stringMatching(/^PORT_MANAGEMENT: must differ from PORT/),
