@@ -29,7 +29,7 @@ import {
   RegistryStats,
   ServiceInstancesChange,
 } from '@nest-rollout/registry';
-import { ConsulTestServer } from './support/consul-test-server';
+import { ConsulTestServer, ConsulTestServerOptions, selfSignedCertificate } from './support/consul-test-server';
 import { EtcdServer } from './support/etcd';
 import { parseExposition, valueOf } from './support/exposition';
 import { accepts, freePort } from './support/ports';
@@ -219,7 +219,10 @@ interface TestApp {
 
 const apps: TestApp[] = [];
 
-async function startApp(registry: RegistryModuleOptions, options: { openGate?: boolean; drainDelayMs?: number } = {}): Promise<TestApp> {
+async function startApp(
+  registry: RegistryModuleOptions,
+  options: { openGate?: boolean; drainDelayMs?: number; httpsOptions?: { key: string; cert: string } } = {},
+): Promise<TestApp> {
   const gate = new Gate();
   @Module({
     imports: [
@@ -237,7 +240,10 @@ async function startApp(registry: RegistryModuleOptions, options: { openGate?: b
     providers: [{ provide: GATE, useValue: gate }, WarmupGate],
   })
   class AppModule {}
-  const app = await NestFactory.create(AppModule as Type<unknown>, { logger: LOGS });
+  const app = await NestFactory.create(AppModule as Type<unknown>, {
+    logger: LOGS,
+    ...(options.httpsOptions ? { httpsOptions: options.httpsOptions } : {}),
+  });
   attachLifecycle(app);
   await app.listen(0, '127.0.0.1');
   const lifecycle = app.get(LifecycleService);
@@ -598,6 +604,23 @@ describe('registry with the consul driver and a TTL check', () => {
   afterEach(() => stopApps(), 30_000);
   afterAll(() => consul?.destroy());
 
+  it('finds a lost TTL check by its status code whatever the length of its service id', async () => {
+    // Long enough that the HTTP client no longer repeats the agent's 404 message in its error.
+    const instanceId = `orders-ttl-long-${'x'.repeat(100)}`;
+    const a = await startApp({
+      ...COMMON,
+      driver: 'consul',
+      service: 'orders-ttl-long',
+      instanceId,
+      consul: { url: consul.url, token: 'secret-token', check: { type: 'ttl', ttlMs: TTL_MS } },
+      antiEntropyIntervalMs: 60_000,
+    });
+    await waitUntil(() => consul.checkStatus(`service:${instanceId}`) === 'passing', 'the first heartbeat', 5000);
+    await consul.restart();
+    await waitUntil(() => consul.checkStatus(`service:${instanceId}`) === 'passing', 'the entry restored by the heartbeat', 5000);
+    expect(a.logs.events(RegistryEvent.REGISTRATION_LOST)).toEqual([expect.objectContaining({ detected_by: 'heartbeat' })]);
+  }, 30_000);
+
   it('feeds the TTL with heartbeats (with the ACL token), and registers again when the agent forgets the check', async () => {
     const service = 'orders-ttl';
     const a = await startApp({
@@ -632,4 +655,215 @@ describe('registry with the consul driver and a TTL check', () => {
     await a.shutdown();
     expect(consul.agentServices()).toEqual({});
   }, 30_000);
+});
+
+describe('registry with the consul driver, against what Consul does', () => {
+  const servers: ConsulTestServer[] = [];
+  async function startConsul(options: ConsulTestServerOptions = {}): Promise<ConsulTestServer> {
+    const server = await ConsulTestServer.start(options);
+    servers.push(server);
+    return server;
+  }
+  afterEach(async () => {
+    await stopApps();
+    await Promise.all(servers.splice(0).map((s) => s.destroy()));
+  }, 30_000);
+
+  const consulOptions = (
+    consul: ConsulTestServer,
+    overrides: Partial<RegistryModuleOptions> & { consul?: object } = {},
+  ): RegistryModuleOptions => ({
+    ...COMMON,
+    driver: 'consul',
+    ...overrides,
+    consul: { url: consul.url, check: { type: 'http', intervalMs: 1000, timeoutMs: 500 }, ...overrides.consul },
+  });
+  const put = (consul: ConsulTestServer, path: string, body: unknown) =>
+    fetch(`${consul.url}${path}`, { method: 'PUT', body: JSON.stringify(body) }).then((r) => r.status);
+  const requestsTo = (consul: ConsulTestServer, path: string, since = 0) =>
+    consul.requests.filter((r) => r.at >= since && decodeURIComponent(r.path) === path);
+
+  it('registers with replace-existing-checks: a stale check an earlier run left under its id no longer hides it', async () => {
+    const consul = await startConsul();
+    const service = 'orders-stale';
+    const instanceId = 'orders-stale-1';
+    // An earlier version of this instance registered a second check, which nothing feeds any more.
+    const earlier = [
+      { CheckID: `service:${instanceId}`, TTL: '30s' },
+      { CheckID: 'orders-stale-warmup', TTL: '30s' },
+    ];
+    expect(
+      await put(consul, '/v1/agent/service/register', { Name: service, ID: instanceId, Address: '127.0.0.1', Port: 1, Checks: earlier }),
+    ).toBe(200);
+
+    const a = await startApp(consulOptions(consul, { service, instanceId }));
+    const b = await startApp(consulOptions(consul, { register: false }));
+    await waitUntil(() => a.registry.registered, 'the registration', 5000);
+    expect(requestsTo(consul, '/v1/agent/service/register').at(-1)?.search).toBe('?replace-existing-checks=true');
+    expect(Object.keys(consul.serviceChecks(instanceId))).toEqual([`service:${instanceId}`]);
+    // Passing-only discovery sees it once its one check passes.
+    await waitUntil(() => b.client.instances(service).length === 1, 'the instance passing in discovery', 8000);
+  }, 30_000);
+
+  it('counts the deregistration of an entry the agent no longer holds as done (Consul answers 404)', async () => {
+    const consul = await startConsul();
+    const service = 'orders-gone';
+    const a = await startApp(consulOptions(consul, { service, antiEntropyIntervalMs: 60_000 }));
+    await waitUntil(() => a.registry.registered, 'the registration', 5000);
+    const id = a.registry.registration!.id;
+    // An operator (or the reaper) removed it meanwhile.
+    expect(await put(consul, `/v1/agent/service/deregister/${encodeURIComponent(id)}`, {})).toBe(200);
+
+    await withTimeout(a.shutdown(), 10_000, 'shutdown');
+    expect(requestsTo(consul, `/v1/agent/service/deregister/${id}`).map((r) => r.status)).toEqual([200, 404]);
+    expect(a.logs.events(RegistryEvent.DEREGISTERED)).toEqual([expect.objectContaining({ reason: 'draining' })]);
+    expect(a.logs.events(RegistryEvent.DEREGISTER_FAILED)).toEqual([]);
+  }, 30_000);
+
+  it('discovers in the configured datacenter, and fails instead of finding nothing when the agent has no path to it', async () => {
+    const consul = await startConsul({ datacenter: 'eu-1' });
+    const service = 'orders-dc';
+    const a = await startApp(consulOptions(consul, { service }));
+    const inEu = await startApp(consulOptions(consul, { register: false, consul: { datacenter: 'eu-1' } }));
+    const inUs = await startApp(consulOptions(consul, { register: false, consul: { datacenter: 'us-1' } }));
+    await waitUntil(() => a.registry.registered, 'the registration', 5000);
+    await waitUntil(() => inEu.client.instances(service).length === 1, 'discovery in eu-1', 8000);
+
+    inUs.client.instances(service);
+    await waitUntil(
+      () =>
+        LOGS.events(RegistryEvent.DISCOVERY_FAILED, service).filter((e) => JSON.stringify(e.error).includes('No path to datacenter'))
+          .length >= 2,
+      'discovery in us-1 to fail twice',
+      8000,
+    );
+    expect(inUs.client.status().find((s) => s.service === service)).toMatchObject({ live: false, instances: 0 });
+    expect(requestsTo(consul, `/v1/health/service/${service}`).every((r) => /dc=(eu|us)-1/.test(r.search))).toBe(true);
+  }, 30_000);
+
+  it('registers HTTPS readiness checks that run: verified against the agent CA, or not at all with tlsSkipVerify', async () => {
+    const tls = selfSignedCertificate();
+    const trusting = await startConsul({ checkCa: tls.cert });
+    const plain = await startConsul();
+    const https = (consul: ConsulTestServer, service: string, tlsSkipVerify: boolean) =>
+      startApp(
+        consulOptions(consul, {
+          service,
+          consul: { check: { type: 'http', scheme: 'https', tlsSkipVerify, intervalMs: 1000, timeoutMs: 500 } },
+        }),
+        {
+          httpsOptions: tls,
+        },
+      );
+    const verified = await https(trusting, 'orders-tls-verified', false);
+    const skipped = await https(plain, 'orders-tls-skipped', true);
+    const untrusted = await https(plain, 'orders-tls-untrusted', false);
+    const checkOf = (consul: ConsulTestServer, app: TestApp) => consul.serviceChecks(app.registry.registration!.id);
+    await waitUntil(() => [verified, skipped, untrusted].every((a) => a.registry.registered), 'the registrations', 5000);
+    await waitUntil(
+      () => trusting.checkStatus(`service:${verified.registry.registration!.id}`) === 'passing',
+      'the verified check to pass',
+      8000,
+    );
+    await waitUntil(
+      () => plain.checkStatus(`service:${skipped.registry.registration!.id}`) === 'passing',
+      'the unverified check to pass',
+      8000,
+    );
+    const untrustedCheck = `service:${untrusted.registry.registration!.id}`;
+    await waitUntil(() => plain.checkRuns(untrustedCheck) >= 2, 'the untrusted check to run twice', 8000);
+    expect(Object.values(checkOf(plain, untrusted))[0]).toMatchObject({
+      Status: 'critical',
+      Output: expect.stringMatching(/certificate/i),
+      Definition: expect.objectContaining({ HTTP: `https://127.0.0.1:${untrusted.port}/health/ready` }),
+    });
+  }, 30_000);
+
+  describe('with ACLs (default deny)', () => {
+    const service = 'orders-acl';
+    const acl = {
+      defaultPolicy: 'deny' as const,
+      tokens: {
+        writer: { service_prefix: { [service]: 'write' as const }, node_prefix: { '': 'read' as const } },
+        'service-reader': { service_prefix: { [service]: 'read' as const } },
+        reader: { service_prefix: { [service]: 'read' as const }, node_prefix: { '': 'read' as const } },
+      },
+    };
+    const permissionProblems = (operation: string) =>
+      LOGS.events(RegistryEvent.PERMISSION_DENIED, service).filter((e) => e.operation === operation);
+
+    it('tells an answer the ACLs cut short from an empty service: one permission problem, no empty view, current once granted', async () => {
+      const consul = await startConsul({ acl });
+      const a = await startApp(consulOptions(consul, { service, consul: { token: 'writer' } }));
+      await waitUntil(
+        () => a.registry.registered && consul.checkStatus(`service:${a.registry.registration!.id}`) === 'passing',
+        'a passing instance',
+        8000,
+      );
+      const b = await startApp(consulOptions(consul, { register: false, consul: { token: 'service-reader' } }));
+      b.client.instances(service);
+      await waitUntil(
+        () => requestsTo(consul, `/v1/health/service/${service}`).filter((r) => r.status === 200).length >= 3,
+        'three answers',
+        8000,
+      );
+      expect(permissionProblems('discovery')).toEqual([
+        expect.objectContaining({
+          error: expect.objectContaining({ code: 'REGISTRY_PERMISSION_DENIED', message: expect.stringContaining('node:read') }),
+        }),
+      ]);
+      expect(b.client.status().find((s) => s.service === service)).toMatchObject({ live: false });
+      expect(LOGS.events(RegistryEvent.DISCOVERY_EMPTY_ACCEPTED, service)).toEqual([]);
+      expect(LOGS.events(RegistryEvent.DISCOVERY_FAILED, service)).toEqual([]);
+
+      consul.setAclRules('service-reader', acl.tokens.reader);
+      await waitUntil(() => b.client.instances(service).length === 1, 'discovery once node:read is granted', 8000);
+    }, 30_000);
+
+    it('logs a registration its token may not make once, retries at the backoff ceiling, and registers once granted', async () => {
+      const consul = await startConsul({ acl });
+      const a = await startApp(
+        consulOptions(consul, { service, consul: { token: 'reader' }, retry: { initialDelayMs: 100, maxDelayMs: 1000 } }),
+      );
+      const register = () => requestsTo(consul, '/v1/agent/service/register');
+      await waitUntil(() => register().filter((r) => r.status === 403).length >= 3, 'three refused registrations', 8000);
+      expect(permissionProblems('register')).toEqual([
+        expect.objectContaining({
+          error: expect.objectContaining({ message: expect.stringContaining('needs service:write on "orders-acl"') }),
+        }),
+      ]);
+      expect(a.logs.events(RegistryEvent.REGISTER_FAILED)).toEqual([]);
+      // The ceiling (1000 ms, jitter 0.5) rather than 100, 200, 400 ms.
+      const at = register().map((r) => r.at);
+      for (let i = 1; i < at.length; i++) expect(at[i] - at[i - 1]).toBeGreaterThanOrEqual(450);
+
+      consul.setAclRules('reader', acl.tokens.writer);
+      await waitUntil(() => a.registry.registered, 'the registration once service:write is granted', 5000);
+    }, 30_000);
+
+    it('does not re-register when its token may no longer read its entry: one permission problem, the entry stays', async () => {
+      const consul = await startConsul({ acl: { ...acl, tokens: { ...acl.tokens, revoked: acl.tokens.writer } } });
+      const a = await startApp(consulOptions(consul, { service, consul: { token: 'revoked' } }));
+      await waitUntil(() => a.registry.registered, 'the registration', 5000);
+      const id = a.registry.registration!.id;
+
+      consul.setAclRules('revoked', { service_prefix: { [service]: 'deny' }, node_prefix: { '': 'read' } });
+      const since = Date.now();
+      // Anti-entropy runs every second: three refused reads of its own entry.
+      await waitUntil(
+        () => requestsTo(consul, `/v1/agent/service/${id}`, since).filter((r) => r.status === 403).length >= 3,
+        'three refused reads',
+        8000,
+      );
+      expect(requestsTo(consul, '/v1/agent/service/register', since)).toEqual([]);
+      expect(a.stats.snapshot().registrationsLost).toBe(0);
+      expect(a.registry.registered).toBe(true);
+      expect(Object.keys(consul.agentServices())).toEqual([id]);
+      expect(permissionProblems('anti_entropy')).toEqual([
+        expect.objectContaining({
+          error: expect.objectContaining({ message: expect.stringContaining('needs service:read on "orders-acl"') }),
+        }),
+      ]);
+    }, 30_000);
+  });
 });

@@ -4,6 +4,7 @@ export {
   RegistryDriverMissingError,
   RegistryError,
   RegistryOptionsError,
+  RegistryPermissionError,
   RegistryRequestError,
   RegistryTimeoutError,
 } from './registry.errors';

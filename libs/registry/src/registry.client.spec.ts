@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import { ManualClock, settle } from '@nest-rollout/lifecycle';
 import { RegistryClient } from './registry.client';
 import { RegistryEvent } from './registry.constants';
+import { RegistryPermissionError } from './registry.errors';
 import { RegistryModuleOptions, resolveRegistryOptions } from './registry.options';
 import { RegistryStats } from './registry.stats';
 import type { ServiceInstance, ServiceInstancesChange } from './registry.types';
@@ -113,6 +114,34 @@ describe('RegistryClient', () => {
     expect(events(RegistryEvent.DISCOVERY_FAILED).map((e) => e.retry_in_ms)).toEqual([100, 200]);
     expect(events(RegistryEvent.DISCOVERY_RECOVERED)).toHaveLength(1);
     expect(stats.count('discovery', 'failure')).toBe(2);
+  });
+
+  it('logs a feed refused for lack of permission once, keeps its view, and retries at the backoff ceiling', async () => {
+    const { driver, clock, client } = setup();
+    client.instances('orders');
+    await settle();
+    driver.sink.update([instance('a')]);
+    driver.sink.live();
+
+    for (let i = 0; i < 3; i++) {
+      driver.fail(new RegistryPermissionError('consul discovery of "orders": the agent left instances out'));
+      await clock.advance(999);
+      expect(driver.watchCalls).toBe(i + 1);
+      await clock.advance(1);
+      expect(driver.watchCalls).toBe(i + 2);
+    }
+    expect(events(RegistryEvent.PERMISSION_DENIED)).toEqual([
+      expect.objectContaining({ service: 'orders', operation: 'discovery', retry_in_ms: 1000 }),
+    ]);
+    expect(events(RegistryEvent.DISCOVERY_FAILED)).toEqual([]);
+    expect(client.status()[0]).toMatchObject({ live: false });
+    expect(client.instances('orders').map((i) => i.id)).toEqual(['a']);
+
+    driver.sink.live();
+    expect(events(RegistryEvent.DISCOVERY_RECOVERED)).toHaveLength(1);
+    driver.fail(new RegistryPermissionError('refused again'));
+    await clock.advance(0);
+    expect(events(RegistryEvent.PERMISSION_DENIED)).toHaveLength(2);
   });
 
   it('keeps the last known good set when the registry suddenly reports none, for keepLastKnownMaxMs, then accepts it', async () => {

@@ -4,8 +4,9 @@ import { backoffDelayMs, describeError } from '@nest-rollout/lifecycle';
 import type { LifecycleClock } from '@nest-rollout/lifecycle';
 import type { DiscoverySink, RegistryDriver } from './drivers/registry.driver';
 import { REGISTRY_CLOCK, REGISTRY_DRIVER, REGISTRY_OPTIONS, REGISTRY_RANDOM, RegistryEvent } from './registry.constants';
-import { RegistryTimeoutError } from './registry.errors';
+import { RegistryPermissionError, RegistryTimeoutError } from './registry.errors';
 import type { ResolvedRegistryOptions } from './registry.options';
+import { ceilingDelayMs } from './registry.service';
 import { DiscoveryStatus, RegistryStats } from './registry.stats';
 import type { InstanceQuery, ServiceInstance, ServiceInstancesChange } from './registry.types';
 
@@ -146,6 +147,8 @@ class DiscoveryFeed implements DiscoverySink {
   private readonly startedAt: number;
   private lastLiveAt: number | undefined;
   private failures = 0;
+  /** A permission problem has been logged since the feed was last live. */
+  private deniedLogged = false;
   private cancelKeep: (() => void) | undefined;
   private readonly syncWaiters = new Set<() => void>();
   private readonly abort = new AbortController();
@@ -220,6 +223,25 @@ class DiscoveryFeed implements DiscoverySink {
         this.isLive = false;
         this.failures += 1;
         this.stats.recordOperation('discovery', 'failure', 0);
+        if (error instanceof RegistryPermissionError) {
+          // An answer the ACLs cut short is not the service's state, and asking again at the normal
+          // pace will not grant the permission: say so once, keep the last known view, retry at the
+          // backoff ceiling.
+          const retryInMs = ceilingDelayMs(this.options.retry, this.random);
+          if (!this.deniedLogged) {
+            this.deniedLogged = true;
+            this.logger.error({
+              event: RegistryEvent.PERMISSION_DENIED,
+              service: this.service,
+              operation: 'discovery',
+              retry_in_ms: retryInMs,
+              staleness_ms: this.stalenessMs(),
+              error: describeError(error),
+            });
+          }
+          await this.clock.sleep(retryInMs, signal);
+          continue;
+        }
         const retryInMs = backoffDelayMs(this.options.retry, this.failures, this.random);
         this.logger.warn({
           event: RegistryEvent.DISCOVERY_FAILED,
@@ -245,6 +267,7 @@ class DiscoveryFeed implements DiscoverySink {
       });
       this.failures = 0;
     }
+    this.deniedLogged = false;
     this.isLive = true;
     this.lastLiveAt = this.clock.now();
   }

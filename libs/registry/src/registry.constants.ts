@@ -18,6 +18,11 @@ export const RegistryEvent = {
   ANTI_ENTROPY_FAILED: 'registry.anti_entropy_failed',
   /** The registry no longer holds our entry (agent restart, lease expired); it is registered again. */
   REGISTRATION_LOST: 'registry.registration_lost',
+  /**
+   * The registry refused a call for lack of a permission (an ACL token without the rule): logged
+   * once per kind of call until that call succeeds again, and retried at the backoff ceiling.
+   */
+  PERMISSION_DENIED: 'registry.permission_denied',
   ADDRESS_FALLBACK: 'registry.address_fallback',
   PORT_UNKNOWN: 'registry.port_unknown',
   DISCOVERY_STARTED: 'registry.discovery_started',

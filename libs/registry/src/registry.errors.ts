@@ -53,3 +53,17 @@ export class RegistryRequestError extends RegistryError {
     super('REGISTRY_REQUEST_FAILED', message);
   }
 }
+
+/**
+ * The registry refused a call for lack of a permission (Consul: the ACL token has no rule for it,
+ * or the agent does not know the token). Retrying at the normal pace cannot fix it: the message
+ * names the permission to grant.
+ */
+export class RegistryPermissionError extends RegistryError {
+  constructor(
+    message: string,
+    readonly statusCode?: number,
+  ) {
+    super('REGISTRY_PERMISSION_DENIED', message);
+  }
+}

@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { Logger } from '@nestjs/common';
 import { LifecycleState, ManualClock, settle } from '@nest-rollout/lifecycle';
 import { RegistryEvent } from './registry.constants';
+import { RegistryPermissionError } from './registry.errors';
 import { RegistryModuleOptions, resolveRegistryOptions } from './registry.options';
 import { RegistryService } from './registry.service';
 import { RegistryStats } from './registry.stats';
@@ -171,6 +172,81 @@ describe('RegistryService', () => {
     expect(driver.ops('isRegistered')).toBe(1);
     expect(stats.snapshot().registrationsLost).toBe(1);
     expect(driver.held.size).toBe(1);
+  });
+
+  it('logs a refused registration once as a permission problem and retries at the backoff ceiling until it is granted', async () => {
+    const driver = new FakeDriver();
+    let granted = false;
+    const register = driver.register;
+    driver.register = async (r, s) => {
+      driver.calls.push({ op: 'register', id: r.id });
+      if (!granted) throw new RegistryPermissionError('consul register was refused (HTTP 403)', 403);
+      return register(r, s);
+    };
+    const { clock, lifecycle, service, stats } = setup({}, driver);
+    lifecycle.moveTo(LifecycleState.READY);
+    await clock.advance(0);
+    expect(events(RegistryEvent.PERMISSION_DENIED)).toEqual([
+      expect.objectContaining({
+        operation: 'register',
+        retry_in_ms: 1000,
+        error: expect.objectContaining({ code: 'REGISTRY_PERMISSION_DENIED' }),
+      }),
+    ]);
+    // Not the 100, 200, 400 ms of an unreachable registry: each retry waits the ceiling.
+    await clock.advance(999);
+    expect(driver.ops('register')).toBe(1);
+    await clock.advance(1);
+    await clock.advance(1000);
+    expect(driver.ops('register')).toBe(3);
+    expect(events(RegistryEvent.PERMISSION_DENIED)).toHaveLength(1);
+    expect(events(RegistryEvent.REGISTER_FAILED)).toEqual([]);
+    expect(stats.count('register', 'failure')).toBe(3);
+    expect(service.state).toBe(RegistrationState.REGISTERING);
+
+    granted = true;
+    await clock.advance(1000);
+    expect(service.registered).toBe(true);
+  });
+
+  it('does not take a refused anti-entropy read for a lost entry: logs it once, registers nothing again', async () => {
+    const driver = new FakeDriver();
+    let denied = true;
+    driver.isRegistered = async (r) => {
+      driver.calls.push({ op: 'isRegistered', id: r.id });
+      if (denied) throw new RegistryPermissionError('consul anti-entropy was refused (HTTP 403)', 403);
+      return driver.held.has(r.id);
+    };
+    const { clock, lifecycle, service, stats } = setup({ antiEntropyIntervalMs: 1000 }, driver);
+    lifecycle.moveTo(LifecycleState.READY);
+    await clock.advance(0);
+    for (let i = 0; i < 5; i++) await clock.advance(1000);
+    expect(driver.ops('isRegistered')).toBe(5);
+    expect(driver.ops('register')).toBe(1);
+    expect(stats.snapshot().registrationsLost).toBe(0);
+    expect(service.registered).toBe(true);
+    expect(events(RegistryEvent.PERMISSION_DENIED)).toEqual([expect.objectContaining({ operation: 'anti_entropy' })]);
+    expect(events(RegistryEvent.ANTI_ENTROPY_FAILED)).toEqual([]);
+
+    // Granted, then refused again: a new problem, logged again.
+    denied = false;
+    await clock.advance(1000);
+    denied = true;
+    await clock.advance(1000);
+    expect(events(RegistryEvent.PERMISSION_DENIED)).toHaveLength(2);
+  });
+
+  it('logs a refused heartbeat once as a permission problem', async () => {
+    const driver = new FakeDriver();
+    driver.heartbeatIntervalMs = 1000;
+    driver.heartbeatResult = async () => Promise.reject(new RegistryPermissionError('consul heartbeat was refused (HTTP 403)', 403));
+    const { clock, lifecycle } = setup({ antiEntropyIntervalMs: 60_000 }, driver);
+    lifecycle.moveTo(LifecycleState.READY);
+    await clock.advance(0);
+    for (let i = 0; i < 4; i++) await clock.advance(1000);
+    expect(driver.ops('heartbeat')).toBe(5);
+    expect(events(RegistryEvent.PERMISSION_DENIED)).toEqual([expect.objectContaining({ operation: 'heartbeat' })]);
+    expect(events(RegistryEvent.HEARTBEAT_FAILED)).toEqual([]);
   });
 
   it('deregisters as a drain task at DRAINING, measures the time from DRAINING, and skips a second call once confirmed', async () => {

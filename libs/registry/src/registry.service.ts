@@ -15,10 +15,15 @@ import {
 import { defaultInstanceId, detectAdvertisedAddress } from './address';
 import type { RegistryDriver } from './drivers/registry.driver';
 import { REGISTRY_CLOCK, REGISTRY_DRIVER, REGISTRY_OPTIONS, REGISTRY_RANDOM, RegistryEvent } from './registry.constants';
-import { RegistryTimeoutError, registryTimeouts } from './registry.errors';
+import { RegistryPermissionError, RegistryTimeoutError, registryTimeouts } from './registry.errors';
 import type { ResolvedRegistryOptions } from './registry.options';
 import { RegistryOperationKind, RegistryStats } from './registry.stats';
 import { RegistrationState, ServiceRegistration } from './registry.types';
+
+/** A retry at the backoff ceiling (with its jitter), for failures that waiting longer will not make worse. */
+export function ceilingDelayMs(policy: ResolvedRegistryOptions['retry'], random: () => number): number {
+  return backoffDelayMs({ ...policy, initialDelayMs: policy.maxDelayMs }, 1, random);
+}
 
 type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: unknown };
 
@@ -43,6 +48,8 @@ export class RegistryService implements OnModuleInit, OnApplicationShutdown {
   private lateRegisterPossible = false;
   private deregisteredOk = false;
   private closed = false;
+  /** Kinds of call whose permission problem is logged and not yet resolved: each is logged once. */
+  private readonly denied = new Set<RegistryOperationKind>();
 
   constructor(
     @Inject(REGISTRY_OPTIONS) readonly options: ResolvedRegistryOptions,
@@ -170,6 +177,15 @@ export class RegistryService implements OnModuleInit, OnApplicationShutdown {
           this.lateRegisterPossible = true;
           return;
         }
+        if (!outcome.ok && outcome.error instanceof RegistryPermissionError) {
+          // Retrying at the normal pace cannot grant a permission: say so once, then try again at
+          // the backoff ceiling, so that the registration follows soon after an operator fixes it.
+          attempt += 1;
+          const retryInMs = ceilingDelayMs(this.options.retry, this.random);
+          this.reportDenied(registration, 'register', outcome.error, retryInMs);
+          await this.clock.sleep(retryInMs, signal);
+          continue;
+        }
         if (!outcome.ok) {
           attempt += 1;
           const retryInMs = backoffDelayMs(this.options.retry, attempt, this.random);
@@ -184,6 +200,7 @@ export class RegistryService implements OnModuleInit, OnApplicationShutdown {
           continue;
         }
         registered = true;
+        this.denied.delete('register');
         this.deregisteredOk = false;
         const now = this.clock.now();
         lastHeartbeatOkAt = now;
@@ -222,9 +239,12 @@ export class RegistryService implements OnModuleInit, OnApplicationShutdown {
         if (signal.aborted) return;
         if (outcome.ok && outcome.value === 'ok') {
           lastHeartbeatOkAt = this.clock.now();
+          this.denied.delete('heartbeat');
         } else if (outcome.ok) {
           registered = this.lost(registration, 'heartbeat');
           continue;
+        } else if (outcome.error instanceof RegistryPermissionError) {
+          this.reportDenied(registration, 'heartbeat', outcome.error);
         } else {
           this.logger.warn({ event: RegistryEvent.HEARTBEAT_FAILED, ...this.fields(registration), error: describeError(outcome.error) });
           // No keep-alive for a whole TTL: the registry has dropped us for sure (etcd lease), even
@@ -248,11 +268,30 @@ export class RegistryService implements OnModuleInit, OnApplicationShutdown {
         if (signal.aborted) return;
         if (outcome.ok && !outcome.value) {
           registered = this.lost(registration, 'anti_entropy');
-        } else if (!outcome.ok) {
+        } else if (outcome.ok) {
+          this.denied.delete('anti_entropy');
+        } else if (outcome.error instanceof RegistryPermissionError) {
+          // Not a loss: the registry may hold the entry and not show it to us. Registering again
+          // would not help and, with a token that may not write either, would never end.
+          this.reportDenied(registration, 'anti_entropy', outcome.error);
+        } else {
           this.logger.warn({ event: RegistryEvent.ANTI_ENTROPY_FAILED, ...this.fields(registration), error: describeError(outcome.error) });
         }
       }
     }
+  }
+
+  /** Logs a permission problem of one kind of call, once until that kind of call succeeds again. */
+  private reportDenied(registration: ServiceRegistration, operation: RegistryOperationKind, error: unknown, retryInMs?: number): void {
+    if (this.denied.has(operation)) return;
+    this.denied.add(operation);
+    this.logger.error({
+      event: RegistryEvent.PERMISSION_DENIED,
+      ...this.fields(registration),
+      operation,
+      ...(retryInMs !== undefined ? { retry_in_ms: retryInMs } : {}),
+      error: describeError(error),
+    });
   }
 
   /** Logs and counts a lost registration; returns the new `registered` flag (false). */

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { types } from 'node:util';
 import { untilAborted } from '@nest-rollout/lifecycle';
 import type { LifecycleClock } from '@nest-rollout/lifecycle';
-import { RegistryRequestError } from '../registry.errors';
+import { RegistryPermissionError, RegistryRequestError } from '../registry.errors';
 import type { ResolvedConsulOptions, ResolvedRegistryOptions } from '../registry.options';
 import type { InstanceHealth, ServiceInstance, ServiceRegistration } from '../registry.types';
 import type { DiscoveryFeedQuery, DiscoverySink, HeartbeatResult, RegistryDriver } from './registry.driver';
@@ -13,12 +13,28 @@ interface ConsulCallOptions {
   timeout?: number;
   ctx?: EventEmitter;
 }
+/** A request of papi, the HTTP client node-consul's client extends (papi's documented `_get` / `_put`). */
+interface PapiRequest extends ConsulCallOptions {
+  name: string;
+  path: string;
+  params?: Record<string, string>;
+  query?: Record<string, string>;
+  headers?: Record<string, string>;
+  type?: 'json';
+  body?: unknown;
+}
+interface PapiResponse {
+  statusCode?: number;
+  headers: Record<string, string | string[] | undefined>;
+  body?: unknown;
+}
 interface ConsulClient {
+  /** For the calls node-consul has no option for (`?replace-existing-checks`) or no method for (one agent service). */
+  _get(request: PapiRequest): Promise<PapiResponse>;
+  _put(request: PapiRequest): Promise<PapiResponse>;
   agent: {
     service: {
-      register(options: Record<string, unknown> & ConsulCallOptions): Promise<unknown>;
       deregister(options: { id: string } & ConsulCallOptions): Promise<unknown>;
-      list(options: ConsulCallOptions): Promise<Record<string, ConsulAgentService>>;
     };
     check: {
       pass(options: { id: string; note?: string } & ConsulCallOptions): Promise<unknown>;
@@ -52,10 +68,7 @@ interface ConsulHealthEntry {
   };
   Checks?: { Status?: string }[];
 }
-interface ConsulResponse {
-  statusCode?: number;
-  headers: Record<string, string | string[] | undefined>;
-}
+type ConsulResponse = PapiResponse;
 
 /** Consul's duration syntax ("10s", "1500ms"). */
 export function goDuration(ms: number): string {
@@ -67,35 +80,35 @@ export function consulCheckId(serviceId: string): string {
   return `service:${serviceId}`;
 }
 
-/** The registration body of PUT /v1/agent/service/register, in node-consul's option names. */
+/** The body of PUT /v1/agent/service/register, in the field names of Consul's API (api-docs/agent/service.mdx). */
 export function consulRegistrationBody(registration: ServiceRegistration, options: ResolvedConsulOptions): Record<string, unknown> {
   const c = options.check;
   const host = registration.address.includes(':') ? `[${registration.address}]` : registration.address;
   const check: Record<string, unknown> =
     c.type === 'http'
       ? {
-          checkid: consulCheckId(registration.id),
-          name: `${registration.name} readiness`,
-          http: `${c.scheme}://${host}:${registration.port}${c.path}`,
-          interval: goDuration(c.intervalMs),
-          timeout: goDuration(c.timeoutMs),
-          ...(c.scheme === 'https' ? { tlsskipverify: c.tlsSkipVerify } : {}),
-          deregistercriticalserviceafter: goDuration(c.deregisterCriticalServiceAfterMs),
+          CheckID: consulCheckId(registration.id),
+          Name: `${registration.name} readiness`,
+          HTTP: `${c.scheme}://${host}:${registration.port}${c.path}`,
+          Interval: goDuration(c.intervalMs),
+          Timeout: goDuration(c.timeoutMs),
+          ...(c.scheme === 'https' ? { TLSSkipVerify: c.tlsSkipVerify } : {}),
+          DeregisterCriticalServiceAfter: goDuration(c.deregisterCriticalServiceAfterMs),
         }
       : {
-          checkid: consulCheckId(registration.id),
-          name: `${registration.name} heartbeat`,
-          ttl: goDuration(c.ttlMs),
-          deregistercriticalserviceafter: goDuration(c.deregisterCriticalServiceAfterMs),
+          CheckID: consulCheckId(registration.id),
+          Name: `${registration.name} heartbeat`,
+          TTL: goDuration(c.ttlMs),
+          DeregisterCriticalServiceAfter: goDuration(c.deregisterCriticalServiceAfterMs),
         };
   return {
-    name: registration.name,
-    id: registration.id,
-    address: registration.address,
-    port: registration.port,
-    tags: [...registration.tags],
-    meta: { ...registration.meta },
-    check,
+    Name: registration.name,
+    ID: registration.id,
+    Address: registration.address,
+    Port: registration.port,
+    Tags: [...registration.tags],
+    Meta: { ...registration.meta },
+    Check: check,
   };
 }
 
@@ -196,16 +209,30 @@ export class ConsulDriver implements RegistryDriver {
     // A new registration may go to whichever agent the name resolves to now; from here on, the
     // heartbeats and the deregistration follow it there.
     this.pinned.reset();
-    await this.call('register', signal, (extra) =>
-      this.client.agent.service.register({ ...consulRegistrationBody(registration, this.consul), ...extra }),
+    await this.call('register', signal, writeOn(registration), (extra) =>
+      this.client._put({
+        name: 'agent.service.register',
+        path: '/agent/service/register',
+        // Without it the agent keeps the checks an earlier registration of this id had and this one
+        // has not (api-docs/agent/service.mdx): a stale critical check would hide the instance
+        // behind ?passing for good.
+        query: { 'replace-existing-checks': 'true' },
+        headers: this.tokenHeader(),
+        type: 'json',
+        body: consulRegistrationBody(registration, this.consul),
+        ...extra,
+      }),
     );
   }
 
   async deregister(registration: ServiceRegistration, signal: AbortSignal): Promise<void> {
     try {
-      await this.call('deregister', signal, (extra) => this.client.agent.service.deregister({ id: registration.id, ...extra }));
+      await this.call('deregister', signal, writeOn(registration), (extra) =>
+        this.client.agent.service.deregister({ id: registration.id, ...extra }),
+      );
     } catch (error) {
-      // Already gone (Consul documents "no action is taken"; some versions answer 404): the goal is reached.
+      // Already gone: the agent answers 404 "Unknown service ID" (agent/acl.go
+      // vetServiceUpdateWithAuthorizer; the API page says "no action is taken"). The goal is reached.
       if (error instanceof RegistryRequestError && error.statusCode === 404) return;
       throw error;
     }
@@ -215,31 +242,28 @@ export class ConsulDriver implements RegistryDriver {
     if (this.consul.check.type !== 'ttl') return 'ok';
     const id = consulCheckId(registration.id);
     try {
-      await this.call('heartbeat', signal, (extra) =>
+      await this.call('heartbeat', signal, writeOn(registration), (extra) =>
         healthy
           ? this.client.agent.check.pass({ id, note: 'ready', ...extra })
           : this.client.agent.check.fail({ id, note: 'not ready', ...extra }),
       );
       return 'ok';
     } catch (error) {
-      // The agent no longer knows the check: it restarted without its state, or reaped the service.
-      // Consul answers 404 "Unknown check ID" (older agents: 500 "... does not have associated TTL").
-      if (
-        error instanceof RegistryRequestError &&
-        (error.statusCode === 404 || /unknown check|does not have associated ttl/i.test(error.message))
-      ) {
-        return 'lost';
-      }
+      if (!(error instanceof RegistryRequestError)) throw error;
+      // The agent no longer knows the check (restarted without its state, reaped the service):
+      // 404 "Unknown check ID" (agent/acl.go vetCheckUpdateWithAuthorizer).
+      if (error.statusCode === 404) return 'lost';
+      // Older agents answer a lost check with 500 "CheckID ... does not have associated TTL", a
+      // status they use for real failures too: ask the agent for the service itself.
+      if ((await this.agentService('heartbeat', registration, signal)) === undefined) return 'lost';
       throw error;
     }
   }
 
   async isRegistered(registration: ServiceRegistration, signal: AbortSignal): Promise<boolean> {
-    const services = (await this.call('anti-entropy', signal, (extra) => this.client.agent.service.list(extra))) as Record<
-      string,
-      ConsulAgentService
-    >;
-    const mine = services?.[registration.id];
+    // Read the one entry, not the list: /v1/agent/services leaves out what the token may not read,
+    // so a missing permission would look like a lost registration there; here it is a 403.
+    const mine = await this.agentService('anti-entropy', registration, signal);
     return (
       mine !== undefined && mine.Service === registration.name && mine.Port === registration.port && mine.Address === registration.address
     );
@@ -249,6 +273,7 @@ export class ConsulDriver implements RegistryDriver {
     const { waitMs, minQueryIntervalMs } = this.options.discovery;
     // Consul adds up to wait/16 to the wait; past that plus a margin the query is hung, not blocking.
     const requestTimeoutMs = waitMs + Math.ceil(waitMs / 16) + this.options.operationTimeoutMs;
+    const readOn = `service:read on "${query.service}" and node:read on the nodes that run it`;
     let index = 0n;
     while (!signal.aborted) {
       const started = this.clock.now();
@@ -256,6 +281,7 @@ export class ConsulDriver implements RegistryDriver {
       const [response, body] = (await this.call(
         'discovery',
         signal,
+        readOn,
         () =>
           this.client.health.service({
             service: query.service,
@@ -268,6 +294,13 @@ export class ConsulDriver implements RegistryDriver {
         ctx,
       )) as [ConsulResponse, unknown];
       if (signal.aborted) return;
+      // Consul answers 200 with what the token may see, and says so to a token (not to the
+      // anonymous one): an answer missing instances is not the service's state.
+      if (header(response, 'x-consul-results-filtered-by-acls') === 'true') {
+        throw new RegistryPermissionError(
+          `consul discovery of "${query.service}": the agent left instances out of its answer for lack of permission; ${this.grant(readOn)}`,
+        );
+      }
       index = nextIndex(index, response.headers['x-consul-index']);
       sink.update(instancesFromHealth(body));
       sink.live();
@@ -282,10 +315,48 @@ export class ConsulDriver implements RegistryDriver {
     this.client.destroy();
   }
 
-  /** One HTTP call, cancelled when `signal` aborts; HTTP errors become RegistryRequestError. */
+  /** GET /v1/agent/service/:id: the entry, or undefined when the agent answers 404 (it does not have it). */
+  private async agentService(
+    operation: string,
+    registration: ServiceRegistration,
+    signal: AbortSignal,
+  ): Promise<ConsulAgentService | undefined> {
+    try {
+      const response = await this.call(operation, signal, `service:read on "${registration.name}"`, (extra) =>
+        this.client._get({
+          name: 'agent.service.get',
+          path: '/agent/service/{id}',
+          params: { id: registration.id },
+          headers: this.tokenHeader(),
+          ...extra,
+        }),
+      );
+      return (response.body ?? {}) as ConsulAgentService;
+    } catch (error) {
+      if (error instanceof RegistryRequestError && error.statusCode === 404) return undefined;
+      throw error;
+    }
+  }
+
+  private tokenHeader(): Record<string, string> {
+    return this.consul.token ? { 'x-consul-token': this.consul.token } : {};
+  }
+
+  /** What to do about a refusal: which token, and which permission. */
+  private grant(permission: string): string {
+    const token = this.consul.token ? 'the ACL token in consul.token' : 'the anonymous token (consul.token is not set)';
+    return `${token} needs ${permission}`;
+  }
+
+  /**
+   * One HTTP call, cancelled when `signal` aborts. A 403 becomes a RegistryPermissionError naming
+   * `permission` (a token without the rule, or one the agent does not know: "ACL not found"),
+   * other HTTP errors a RegistryRequestError with the status code.
+   */
   private async call<T>(
     operation: string,
     signal: AbortSignal,
+    permission: string,
     fn: (extra: ConsulCallOptions) => Promise<T>,
     ctx = new EventEmitter(),
   ): Promise<T> {
@@ -300,14 +371,35 @@ export class ConsulDriver implements RegistryDriver {
       return value;
     } catch (error) {
       const status = (error as { statusCode?: unknown }).statusCode;
-      if (typeof status === 'number') {
-        throw new RegistryRequestError(`consul ${operation} failed with HTTP ${status}: ${(error as Error).message}`, status);
+      if (typeof status !== 'number') throw error;
+      // papi keeps a text answer in the message only under 80 characters: read the whole body.
+      const said = responseText(error) || (error as Error).message;
+      if (status === 403) {
+        throw new RegistryPermissionError(`consul ${operation} was refused (HTTP 403: ${said}); ${this.grant(permission)}`, status);
       }
-      throw error;
+      throw new RegistryRequestError(`consul ${operation} failed with HTTP ${status}: ${said}`, status);
     } finally {
       signal.removeEventListener('abort', cancel);
     }
   }
+}
+
+/** The permission every write about this registration needs. */
+function writeOn(registration: ServiceRegistration): string {
+  return `service:write on "${registration.name}"`;
+}
+
+function header(response: ConsulResponse, name: string): string | undefined {
+  const value = response.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** The body of an HTTP error answer, as text (papi keeps the response on the error). */
+function responseText(error: unknown): string {
+  const body = (error as { response?: { body?: unknown } }).response?.body;
+  if (typeof body === 'string') return body.trim();
+  if (Buffer.isBuffer(body)) return body.toString('utf8').trim();
+  return '';
 }
 
 /** Consul's rules for the next blocking index: reset when it goes backwards, never below 1. */
