@@ -257,3 +257,39 @@ describe.each([
     }
   });
 });
+
+describe('the consul source with ACLs', () => {
+  it('reports a prefix its token may read only in part as unavailable, not as a document without those keys', async () => {
+    const token = 'tok-partial-7f3a';
+    const server = await ConsulTestServer.start({
+      acl: { defaultPolicy: 'deny', tokens: { [token]: { key_prefix: { 'acl-e2e/': 'read', 'acl-e2e/secret/': 'deny' } } } },
+    });
+    const source = consulKvSource({
+      url: server.url,
+      prefix: 'acl-e2e/',
+      token,
+      ...TIMINGS,
+      waitMs: 5000,
+      minQueryIntervalMs: 50,
+      clock: systemClock,
+    });
+    try {
+      server.setKey('acl-e2e/limits/rps', '100');
+      server.setKey('acl-e2e/secret/password', 'hunter2');
+      const updates: ConfigSourceUpdate[] = [];
+      const first = await source.start((update) => updates.push(update));
+      expect(first).toMatchObject({
+        ok: false,
+        error: { code: 'CONFIG_SOURCE_UNAVAILABLE', message: expect.stringContaining('key:read') },
+      });
+      expect(JSON.stringify(first)).not.toContain(token);
+
+      server.setAclRules(token, { key_prefix: { 'acl-e2e/': 'read' } });
+      await waitUntil(() => updates.some((u) => u.ok), 'the whole document once the token may read every key', 10_000);
+      expect(updates.find((u) => u.ok)).toEqual({ ok: true, value: { limits: { rps: 100 }, secret: { password: 'hunter2' } } });
+    } finally {
+      await source.stop();
+      await server.destroy();
+    }
+  }, 30_000);
+});

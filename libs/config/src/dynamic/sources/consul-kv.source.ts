@@ -252,6 +252,13 @@ class ConsulKvSource extends KvConfigSource<ConsulRead> {
       throw error;
     }
     const [response, body] = answer as [ConsulResponse, unknown];
+    // Consul answers a prefix with the keys the token may read and says so to a token (not to the
+    // anonymous one): a document built from part of the keys is not the configuration.
+    if ([response.headers['x-consul-results-filtered-by-acls']].flat()[0] === 'true') {
+      throw new Error(
+        `the agent left keys under "${this.rules.path}" out for lack of permission: check that the token has key:read on all of them`,
+      );
+    }
     return { entries: this.entriesOf(body), index: response.headers['x-consul-index'] };
   }
 
