@@ -26,7 +26,8 @@ const canaryForwardingOptionsSchema = optionGroup({
   connectTimeoutMs: milliseconds.default(DEFAULT_CANARY_FORWARDING_OPTIONS.connectTimeoutMs),
   /**
    * Time from the end of the request until the canary's response headers. Past it the client gets a
-   * 502 (`canary_no_response`); the request is not replayed, the canary may have acted on it.
+   * 502 (`canary_no_response`); the request is not replayed, the canary may have acted on it. A
+   * safe request without a body (a GET) is served locally instead (`canary_failed`).
    * @default 30000
    */
   headersTimeoutMs: milliseconds.default(DEFAULT_CANARY_FORWARDING_OPTIONS.headersTimeoutMs),

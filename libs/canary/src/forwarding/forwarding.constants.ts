@@ -14,18 +14,23 @@ export const CANARY_HOP_HEADER = 'x-canary-hop';
  * - `connect_failed`: the connection to the canary failed before any byte of the request was sent.
  * - `body_consumed`: something read the request body before the forwarder ran, so it cannot be
  *   streamed on (forwarding must run before a body parser).
+ * - `canary_failed`: the canary failed before answering a safe request without a body (GET, HEAD,
+ *   OPTIONS, TRACE), for instance because it died with the request in flight; serving such a
+ *   request here repeats nothing the client could notice.
  */
 export const ForwardLocalReason = {
   LOOP: 'loop',
   NO_CANARY_TARGET: 'no_canary_target',
   CONNECT_FAILED: 'connect_failed',
   BODY_CONSUMED: 'body_consumed',
+  CANARY_FAILED: 'canary_failed',
 } as const;
 export type ForwardLocalReason = (typeof ForwardLocalReason)[keyof typeof ForwardLocalReason];
 
 /**
  * Why a forwarded request failed after it had started, answered 502 (or cut, when the response had
- * already begun) and never replayed.
+ * already begun) and never replayed; a safe request without a body is served locally instead as
+ * long as no byte of the response came (`canary_failed` above).
  *
  * - `canary_failed_during_request`: the canary connection failed while the request was being sent.
  * - `canary_no_response`: the canary did not answer within `headersTimeoutMs`.

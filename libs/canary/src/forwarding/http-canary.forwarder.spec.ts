@@ -44,6 +44,8 @@ class CanaryServer {
   onFirstBytes: (() => void) | undefined;
   /** When set, the canary drops the connection once this many body bytes have arrived. */
   dieAfterBytes: number | undefined;
+  /** When set, the canary drops the connection of each request once it has read it, answering nothing. */
+  dieBeforeAnswering = false;
   requests = 0;
   private readonly server: Server = createServer((req, res) => this.handle(req, res));
 
@@ -69,6 +71,7 @@ class CanaryServer {
       if (this.dieAfterBytes !== undefined && bytes >= this.dieAfterBytes) req.socket.destroy();
     });
     req.on('end', () => {
+      if (this.dieBeforeAnswering) return req.socket.destroy();
       const seen = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, bytes, sha256: hash.digest('hex') };
       this.seen.push(seen);
       const body = JSON.stringify({ servedBy: 'canary', ...seen });
@@ -187,6 +190,7 @@ describe.each(ADAPTERS)('canary forwarding (%s)', (adapter) => {
   beforeEach(() => {
     target = canaryUrl;
     canary.dieAfterBytes = undefined;
+    canary.dieBeforeAnswering = false;
     canary.onFirstBytes = undefined;
   });
 
@@ -311,6 +315,26 @@ describe.each(ADAPTERS)('canary forwarding (%s)', (adapter) => {
     expect(json(answer)).toMatchObject({ statusCode: 502, reason: 'canary_failed_during_request' });
     expect(canary.requests - before).toBe(1);
   });
+
+  it('serves a GET here when the canary dies before answering it (canary_failed), and still answers 502 for a POST', async () => {
+    canary.dieBeforeAnswering = true;
+    const before = canary.requests;
+    const read = await send(`${stable.url}/orders/42/quote`, { headers: { [ROUTE_TO_CANARY]: '1' } });
+    expect(read.status).toBe(200);
+    expect(json(read)).toEqual({ servedBy: 'stable', hop: null });
+    expect(read.headers['x-forward-result']).toBe('canary_failed');
+    // The canary received it: the local answer came after a forward that had started.
+    expect(canary.requests - before).toBe(1);
+
+    const write = await send(`${stable.url}/orders/42/items`, {
+      method: 'POST',
+      headers: { [ROUTE_TO_CANARY]: '1', 'content-type': 'application/json' },
+      body: JSON.stringify({ sku: 'C-3' }),
+    });
+    expect(write.status).toBe(502);
+    expect(json(write)).toMatchObject({ statusCode: 502, reason: 'canary_failed_during_request' });
+    expect(canary.requests - before).toBe(2);
+  });
 });
 
 describe('registryCanaryTargets', () => {
@@ -322,8 +346,12 @@ describe('registryCanaryTargets', () => {
         return { address: '10.0.0.7', port: 3001 };
       },
     };
-    expect(registryCanaryTargets(registry, 'orders').pick()).toEqual({ url: 'http://10.0.0.7:3001' });
+    const targets = registryCanaryTargets(registry, 'orders');
+    // Asked once at creation, so that the client starts watching before the first canary request.
     expect(queries).toEqual([{ service: 'orders', query: { meta: { track: 'canary' } } }]);
+    expect(targets.pick()).toEqual({ url: 'http://10.0.0.7:3001' });
+    expect(queries).toHaveLength(2);
+    expect(queries[1]).toEqual(queries[0]);
   });
 
   it('answers undefined when the registry knows no canary, and brackets IPv6 addresses', () => {

@@ -22,17 +22,28 @@ const SERVED_LOCALLY: Readonly<Record<ForwardLocalReason, CanaryForwardResult>> 
   no_canary_target: Object.freeze({ servedLocally: ForwardLocalReason.NO_CANARY_TARGET }),
   connect_failed: Object.freeze({ servedLocally: ForwardLocalReason.CONNECT_FAILED }),
   body_consumed: Object.freeze({ servedLocally: ForwardLocalReason.BODY_CONSUMED }),
+  canary_failed: Object.freeze({ servedLocally: ForwardLocalReason.CANARY_FAILED }),
 });
+
+/**
+ * RFC 9110 §9.2.1: methods that ask for nothing but a representation. Serving one of them here
+ * after the canary may have received it repeats nothing the client could notice (§9.2.2 lets a
+ * proxy retry such requests by itself, as nginx's `proxy_next_upstream` does).
+ */
+const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
 /**
  * Streams canary requests from a stable instance to a canary instance with undici, and the
  * response back, on the raw Node request and response of either adapter.
  *
- * The one rule that shapes it: a request is served locally only if the canary cannot have seen
- * any of it. undici calls `onRequestStart` just before it writes the request line on a connected
- * socket, so an error before that point (refused, unreachable, connect timeout) leaves the request,
- * body included, untouched for the local handler; the body is not even read until then. After that
- * point the canary may have acted on the request, so a failure is answered 502 and never replayed.
+ * The one rule that shapes it: a request is served locally only if serving it here cannot repeat
+ * anything the canary did. undici calls `onRequestStart` just before it writes the request line on
+ * a connected socket, so an error before that point (refused, unreachable, connect timeout) leaves
+ * the request, body included, untouched for the local handler; the body is not even read until
+ * then. After that point the canary may have acted on the request, so a failure is answered 502
+ * and never replayed, with one exception: a safe request without a body (a GET) whose canary failed
+ * before the first byte of its response is served locally (`canary_failed`), so that a canary that
+ * dies under load costs its in-flight reads nothing.
  */
 export class HttpCanaryForwarder implements CanaryForwarder, OnModuleDestroy {
   private readonly logger = new Logger('Canary');
@@ -70,7 +81,8 @@ export class HttpCanaryForwarder implements CanaryForwarder, OnModuleDestroy {
       return Promise.resolve(SERVED_LOCALLY.body_consumed);
     }
     return new Promise((resolve) => {
-      const forward = new ForwardExchange(req, res, decision, hooks, target.url, this.logger, resolve);
+      const servableHere = !hasBody && SAFE_METHODS.has(req.method ?? 'GET');
+      const forward = new ForwardExchange(req, res, decision, hooks, target.url, servableHere, this.logger, resolve);
       this.dispatcher.dispatch(
         {
           origin: target.url,
@@ -155,7 +167,10 @@ function forwardedRequestHeaders(req: IncomingMessage, decision: CanaryDecision,
 class ForwardExchange implements Dispatcher.DispatchHandler {
   readonly body: RequestBody;
   private controller: Dispatcher.DispatchController | undefined;
+  /** The request line went out: the canary may have seen the request. */
   private committed = false;
+  /** `hooks.onCommit` ran: the response is ours to write. */
+  private tookOver = false;
   private responseStarted = false;
   private clientGone = false;
   private settled = false;
@@ -166,6 +181,8 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     private readonly decision: CanaryDecision,
     private readonly hooks: CanaryForwardHooks | undefined,
     private readonly target: string,
+    /** Safe and without a body: may still be served locally after the canary failed to answer it. */
+    private readonly servableHere: boolean,
     private readonly logger: Logger,
     private readonly resolve: (result: CanaryForwardResult) => void,
   ) {
@@ -177,7 +194,6 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     this.controller = controller;
     if (this.committed) return;
     this.committed = true;
-    this.hooks?.onCommit?.();
     if (this.clientGone) controller.abort(new Error('the client closed the connection'));
   }
 
@@ -188,6 +204,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     statusMessage?: string,
   ): void {
     if (statusCode < 200) return;
+    this.takeOver();
     this.responseStarted = true;
     const res = this.res;
     res.statusCode = statusCode;
@@ -209,20 +226,22 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
 
   onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
     this.body.detach();
-    if (!this.committed && !this.clientGone) {
-      // Nothing was written to the canary and the body was never read: serve it here.
+    if (!this.clientGone && !this.responseStarted && (!this.committed || this.servableHere)) {
+      // Nothing was written to the canary and the body was never read, or the request is a read the
+      // canary never answered: serve it here. The response is still untouched (no onCommit yet).
+      const reason = this.committed ? ForwardLocalReason.CANARY_FAILED : ForwardLocalReason.CONNECT_FAILED;
       this.res.off('close', this.onClientClose);
       this.logger.warn({
         event: ForwardingEvent.SKIPPED,
-        reason: ForwardLocalReason.CONNECT_FAILED,
+        reason,
         route: this.decision.route,
         target: this.target,
         error: describeError(error),
       });
-      this.settle(SERVED_LOCALLY.connect_failed);
+      this.settle(SERVED_LOCALLY[reason]);
       return;
     }
-    if (!this.committed) this.hooks?.onCommit?.();
+    this.takeOver();
     const reason = this.clientGone
       ? ForwardFailure.CLIENT_ABORTED
       : this.responseStarted
@@ -274,6 +293,16 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     this.clientGone = true;
     this.controller?.abort(new Error('the client closed the connection'));
   };
+
+  /**
+   * The forwarder writes the response from here on, whatever happens (on Fastify the hook hijacks
+   * the reply). Not earlier: until the first byte of the answer, a read may still be served locally.
+   */
+  private takeOver(): void {
+    if (this.tookOver) return;
+    this.tookOver = true;
+    this.hooks?.onCommit?.();
+  }
 
   private settle(result: CanaryForwardResult): void {
     if (this.settled) return;
