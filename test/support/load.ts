@@ -19,6 +19,14 @@ export interface LoadOptions {
   readonly serverHeader?: string;
   /** Stops the load early (e.g. the test gave up). */
   readonly signal?: AbortSignal;
+  /** Every request goes to this path (with its query) instead of the `GET /orders` and slow mix. */
+  readonly path?: string;
+  /** Sent with every request. */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Names the server that answered from the response body (read in full then), instead of `serverHeader`. */
+  readonly serverFromBody?: (body: string) => string | undefined;
+  /** Called with each request's record as soon as its outcome is known (e.g. to act mid-load). */
+  readonly onRecord?: (record: RequestRecord) => void;
 }
 
 /** What happened to one request. */
@@ -67,7 +75,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   let sent = 0;
 
   const nextPath = () =>
-    Math.random() < slowShare ? `/demo/slow?ms=${slowMin + Math.floor(Math.random() * (slowMax - slowMin + 1))}` : '/orders';
+    options.path ??
+    (Math.random() < slowShare ? `/demo/slow?ms=${slowMin + Math.floor(Math.random() * (slowMax - slowMin + 1))}` : '/orders');
 
   const one = (path: string) =>
     new Promise<RequestRecord>((resolve) => {
@@ -75,17 +84,26 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       let settled = false;
       let status: number | undefined;
       let server: string | undefined;
+      let body = '';
       const finish = (outcome: { status?: number; error?: string }) => {
         if (settled) return;
         settled = true;
-        resolve({ startedAt, endedAt: Date.now(), path, server, ...outcome });
+        const record = { startedAt, endedAt: Date.now(), path, server, ...outcome };
+        options.onRecord?.(record);
+        resolve(record);
       };
-      const req = request(`${options.url}${path}`, { agent }, (res) => {
+      const req = request(`${options.url}${path}`, { agent, headers: options.headers }, (res) => {
         status = res.statusCode;
         const header = res.headers[serverHeader];
         server = Array.isArray(header) ? header[0] : header;
-        res.on('data', () => undefined);
-        res.on('end', () => finish({ status }));
+        if (options.serverFromBody) res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          if (options.serverFromBody) body += chunk;
+        });
+        res.on('end', () => {
+          if (options.serverFromBody) server = options.serverFromBody(body) ?? server;
+          finish({ status });
+        });
         res.on('error', (error) => finish({ error: errorKind(error) }));
         // The status line arrived but the body was cut: a lost request all the same.
         res.on('close', () => finish(res.complete ? { status } : { error: 'body cut' }));
