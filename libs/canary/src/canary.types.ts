@@ -88,9 +88,10 @@ export type CanaryForwardResult =
   /** The response was streamed back from a canary instance; the handler must not run. */
   | 'forwarded'
   /**
-   * Nothing was sent to a canary (none healthy, a loop header, a connection that failed before any
-   * byte of the request went out): the route's handler serves the request here. The reason is a
-   * short, bounded label such as `no_healthy_canary`, `loop`, `connect_failed`, `streaming_call`.
+   * The route's handler serves the request here: nothing was sent to a canary (none known, a loop
+   * header, a connection that failed before any byte of the request went out), or a safe request
+   * without a body got no answer from it. The reason is a short, bounded label such as
+   * `no_canary_target`, `loop`, `connect_failed`, `canary_failed`.
    */
   | { readonly servedLocally: string };
 
@@ -117,9 +118,9 @@ export interface CanaryForwarder {
 /** Adapter-specific steps around a forward. */
 export interface CanaryForwardHooks {
   /**
-   * Called once, when the forwarder takes the response over (the first byte of the request is about
-   * to go to the canary): from then on it answers, whatever happens. On Fastify the canary hooks
-   * pass `() => reply.hijack()`, so that Fastify leaves `reply.raw` alone; Express needs nothing.
+   * Called once, when the forwarder takes the response over (it is about to write the canary's
+   * answer, or a 502): from then on it answers, whatever happens. On Fastify the canary hooks pass
+   * `() => reply.hijack()`, so that Fastify leaves `reply.raw` alone; Express needs nothing.
    */
   onCommit?(): void;
 }

@@ -22,9 +22,10 @@ export class OrdersController {
   }
 
   /**
-   * Decided by the canary rules (the `canary` section of the dynamic configuration). The sample
-   * has no forwarder, so a canary decision on a stable instance is served here: the price is the
-   * instance's own formula, and the body shows the decision.
+   * Decided by the canary rules (the `canary` section of the dynamic configuration). On a stable
+   * instance a canary decision goes to the canary (CANARY_URL or the registry's canary instances)
+   * when there is one, else it is served here; the price is the serving instance's own formula, and
+   * the body shows the decision.
    */
   @Get(':id/quote')
   @Canary()
