@@ -83,7 +83,12 @@ describe.each(ADAPTERS)('the sample on %s with canary rules in its dynamic confi
     const canaryFile = join(dir, 'canary-dynamic.yaml');
     copyFileSync(join(ROOT, 'config/dynamic.yaml'), canaryFile);
     [stable, canary] = await Promise.all([
-      startSample({ name: `sample-stable-${adapter}`, adapter, env: { DYNAMIC_CONFIG_FILE: file, DRAIN_DELAY_MS: '0' } }),
+      startSample({
+        name: `sample-stable-${adapter}`,
+        adapter,
+        // Debug: the canary.decision line of each decision.
+        env: { DYNAMIC_CONFIG_FILE: file, DRAIN_DELAY_MS: '0', LOG_LEVEL: 'debug', APP_VERSION: '2.4.0', APP_COLOR: 'green' },
+      }),
       startSample({
         name: `sample-canary-${adapter}`,
         adapter,
@@ -118,6 +123,29 @@ describe.each(ADAPTERS)('the sample on %s with canary rules in its dynamic confi
         servedLocally: 'no_forwarder',
       },
     });
+  });
+
+  it("puts the variant on the request's log lines, beside the service, track, version and colour", async () => {
+    const answer = await quote(stable!, stableOrder, { 'x-env': 'canary', 'x-request-id': 'variant-on-lines' });
+    expect(answer.body.variant).toBe('canary');
+    await waitUntil(
+      () => logEvents(stable!.process.stdout, 'canary.decision').some((line) => line.request_id === 'variant-on-lines'),
+      'the canary.decision line of the request',
+      5000,
+    );
+    const line = logEvents(stable!.process.stdout, 'canary.decision').find((l) => l.request_id === 'variant-on-lines');
+    expect(line).toMatchObject({
+      'feature_flag.result.variant': 'canary',
+      variant: 'canary',
+      service: 'orders',
+      track: 'stable',
+      version: '2.4.0',
+      color: 'green',
+    });
+    // Lines outside a request carry the instance's fields but no variant.
+    const outside = logEvents(stable!.process.stdout, 'lifecycle.state_changed')[0];
+    expect(outside).toMatchObject({ service: 'orders', track: 'stable' });
+    expect(outside).not.toHaveProperty(['feature_flag.result.variant']);
   });
 
   it('prices with v2 on a canary instance, whatever the decision', async () => {

@@ -6,7 +6,7 @@ import type { CanaryRulesSource } from '@nest-rollout/canary';
 import { DynamicConfigModule, DynamicConfigService } from '@nest-rollout/config';
 import { HealthModule } from '@nest-rollout/health';
 import { LifecycleModule } from '@nest-rollout/lifecycle';
-import { AppLogger, LoggingModule } from '@nest-rollout/logging';
+import { AppLogger, LoggingModule, TraceContext } from '@nest-rollout/logging';
 import { MetricsModule } from '@nest-rollout/metrics';
 import { RegistryClient, RegistryModule } from '@nest-rollout/registry';
 import { CacheModule, REDIS_CLIENT } from './cache/cache.module';
@@ -56,7 +56,7 @@ export class AppModule {
         // subscribes to the rules source in its onModuleInit, which needs the file loaded.
         // Canary decisions on a stable instance go to CANARY_FORWARDER (below) when there is a canary.
         CanaryModule.forRootAsync({
-          inject: [sampleConfig.KEY],
+          inject: [sampleConfig.KEY, TraceContext],
           useFactory: sampleCanaryOptions,
         }),
         DatabaseModule,

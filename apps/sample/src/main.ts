@@ -8,6 +8,7 @@ import { describeError } from '@nest-rollout/lifecycle';
 import { AppLogger } from '@nest-rollout/logging';
 import { MetricsService } from '@nest-rollout/metrics';
 import { AppModule } from './app.module';
+import { sampleLogFields } from './sample-logging';
 import { sampleConfig, type SampleConfig } from './sample.config';
 import { SampleEvent } from './sample.constants';
 import { writeStartupFailure } from './startup-failure';
@@ -21,7 +22,7 @@ async function bootstrap(): Promise<void> {
   let logger: AppLogger;
   try {
     config = sampleConfig.parse();
-    logger = new AppLogger({ level: config.logLevel, pretty: config.logPretty });
+    logger = new AppLogger({ level: config.logLevel, pretty: config.logPretty, ...sampleLogFields(config) });
   } catch (error) {
     return failStart(new AppLogger(), error);
   }

@@ -27,6 +27,7 @@ export const MAX_TOKEN_BYTES = 8 * 1024;
 export const CanaryEvent = {
   DECISION: 'canary.decision',
   DECISION_FAILED: 'canary.decision_failed',
+  ON_DECISION_FAILED: 'canary.on_decision_failed',
   ROUTE_NOT_FOUND: 'canary.route_not_found',
   ADAPTER_UNSUPPORTED: 'canary.adapter_unsupported',
   RULES_APPLIED: 'canary.rules_applied',

@@ -244,6 +244,22 @@ describe.each(['express', 'fastify'] as const)('@Canary() over HTTP (%s)', (adap
     expect(calls).toEqual(['header', 'header']);
   });
 
+  it('hands every decision to onDecision, and serves the request when it throws', async () => {
+    const seen: string[] = [];
+    const { get } = await boot({
+      options: {
+        rules: { header: { 'x-env': 'canary' } },
+        onDecision: (decision) => {
+          seen.push(`${decision.variant}:${decision.reason}`);
+          if (seen.length === 2) throw new Error('a broken hook');
+        },
+      },
+    });
+    expect(await decisionOf(get, { 'x-env': 'canary' })).toEqual({ variant: 'canary', reason: 'header' });
+    expect(await decisionOf(get)).toEqual({ variant: 'stable', reason: 'no_match' });
+    expect(seen).toEqual(['canary:header', 'stable:no_match']);
+  });
+
   it('serves canary decisions locally on a canary instance', async () => {
     const forwarder: CanaryForwarder = { forward: () => Promise.reject(new Error('must not be called')) };
     const { get } = await boot({ options: { track: 'canary', rules: { header: { 'x-env': 'canary' } } }, forwarder });

@@ -3,6 +3,7 @@ import { EVEN_WITH_OTHER_PROBLEMS, optionGroup, parseModuleOptions, rejected, wi
 import { z } from 'zod';
 import { CanaryOptionsError, CanaryRulesError } from './canary.errors';
 import { DEFAULT_CANARY_FLAG_KEY } from './canary.constants';
+import type { CanaryDecision } from './canary.types';
 
 export const DEFAULT_CANARY_OPTIONS = {
   track: 'stable',
@@ -223,6 +224,15 @@ export const canaryOptionsSchema = optionGroup({
   stickyCookie: withoutDefault(z.string().regex(FIELD_NAME, HEADER_NAME_MESSAGE)),
   /** Response header set to the variant, for a gateway that matches headers. */
   stickyHeader: withoutDefault(z.string().regex(FIELD_NAME, HEADER_NAME_MESSAGE)),
+  /**
+   * Called with every decision, in the request's async context, before anything else happens to
+   * the request: e.g. `(d) => traceContext.annotate({ 'feature_flag.result.variant': d.variant })`
+   * so that every log line of the request carries the variant. Must be quick; an error it throws
+   * is logged and ignored.
+   */
+  onDecision: withoutDefault(
+    z.custom<(decision: CanaryDecision) => void>((value) => typeof value === 'function', { error: 'must be a function' }),
+  ),
 }).superRefine((options, ctx) => {
   if (rejected(ctx, 'rules', 'jwt')) return;
   const problem = claimsWithoutJwt(options.rules, options.jwt);

@@ -151,6 +151,7 @@ export class CanaryService implements OnModuleInit, OnModuleDestroy {
   }
 
   private record(decision: CanaryDecision): CanaryDecision {
+    if (this.options.onDecision) this.announce(this.options.onDecision, decision);
     this.metrics?.increment(CanaryMetric.DECISIONS_TOTAL, { route: decision.route, variant: decision.variant, reason: decision.reason });
     // The trace id is added to the line by the logger (@nest-rollout/logging reads the request's trace context).
     if (Logger.isLevelEnabled('debug')) {
@@ -163,5 +164,13 @@ export class CanaryService implements OnModuleInit, OnModuleDestroy {
       });
     }
     return decision;
+  }
+
+  private announce(onDecision: (decision: CanaryDecision) => void, decision: CanaryDecision): void {
+    try {
+      onDecision(decision);
+    } catch (error) {
+      this.logger.warn({ event: CanaryEvent.ON_DECISION_FAILED, route: decision.route, error: describeError(error) });
+    }
   }
 }

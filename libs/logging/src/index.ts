@@ -31,4 +31,4 @@ export { LoggingModule } from './logging.module';
 export { DEFAULT_LOGGING_OPTIONS, LOGGING_LEVELS, resolveLoggingOptions } from './logging.options';
 export type { LoggingLevel, LoggingModuleOptions, ResolvedLoggingOptions } from './logging.options';
 export { TraceContext } from './trace-context.service';
-export type { TraceIds } from './trace.storage';
+export type { LogFieldValue, TraceIds } from './trace.storage';

@@ -77,4 +77,22 @@ describe('TraceContext', () => {
 
     expect(logs.one('job.step')).toMatchObject({ trace_id: ids?.traceId, span_id: ids?.spanId });
   });
+
+  it('adds annotations to the further lines of a run block only, never over the ids', async () => {
+    const pino = moduleRef.get<Pino>(LOGGING_PINO_LOGGER);
+    traces.annotate({ 'feature_flag.result.variant': 'outside' });
+    const ids = await traces.run(async () => {
+      pino.info({ event: 'job.before' });
+      traces.annotate({ 'feature_flag.result.variant': 'stable', trace_id: 'forged' });
+      traces.annotate({ 'feature_flag.result.variant': 'canary', attempt: 2 });
+      await new Promise((resolve) => setImmediate(resolve));
+      pino.info({ event: 'job.after' });
+      return traces.current();
+    });
+    pino.info({ event: 'job.done' });
+
+    expect(logs.one('job.before')).not.toHaveProperty(['feature_flag.result.variant']);
+    expect(logs.one('job.after')).toMatchObject({ 'feature_flag.result.variant': 'canary', attempt: 2, trace_id: ids?.traceId });
+    expect(logs.one('job.done')).not.toHaveProperty(['feature_flag.result.variant']);
+  });
 });

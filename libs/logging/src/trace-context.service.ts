@@ -1,9 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { formatTraceparent, parseTraceparent } from './traceparent';
-import { TraceStorage, type TraceIds } from './trace.storage';
+import { TraceStorage, type LogFieldValue, type TraceIds } from './trace.storage';
 
 /**
- * Read access to the current trace, for handlers and other modules: put the trace id in an error
+ * Access to the current trace, for handlers and other modules: put the trace id in an error
  * body, or send `traceparent()` on an outgoing call so the next service continues the trace.
  */
 @Injectable()
@@ -27,6 +27,17 @@ export class TraceContext {
   traceparent(): string | undefined {
     const trace = this.storage.current();
     return trace && formatTraceparent(trace.traceId, trace.spanId, trace.traceFlags);
+  }
+
+  /**
+   * Adds fields to every further line of the request (or `run` block) being handled, its access
+   * line included: e.g. `{ 'feature_flag.result.variant': 'canary' }` once the canary decided.
+   * Outside one, nothing happens (lines outside requests belong to no request). The trace ids
+   * cannot be overwritten; a later annotation of the same field wins.
+   */
+  annotate(fields: Readonly<Record<string, LogFieldValue>>): void {
+    const trace = this.storage.current();
+    if (trace !== undefined) trace.fields = trace.fields === undefined ? { ...fields } : { ...trace.fields, ...fields };
   }
 
   /**

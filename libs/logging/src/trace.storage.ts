@@ -16,7 +16,12 @@ export interface TraceIds {
   readonly traceFlags: string;
   /** The caller's x-request-id when it was honoured, else the trace id; echoed as x-request-id. */
   readonly requestId: string;
+  /** Fields every further line of this unit of work carries (`TraceContext.annotate`). */
+  fields?: Readonly<Record<string, LogFieldValue>>;
 }
+
+/** What an annotation may hold: a value a log line renders as is. */
+export type LogFieldValue = string | number | boolean;
 
 /** The fields the pino mixin adds to a line. */
 export interface TraceLogFields {
@@ -98,7 +103,10 @@ export class TraceStorage {
 }
 
 export function fieldsOf(trace: TraceIds): TraceLogFields {
-  return trace.requestId === trace.traceId
-    ? { trace_id: trace.traceId, span_id: trace.spanId }
-    : { trace_id: trace.traceId, span_id: trace.spanId, request_id: trace.requestId };
+  const ids: TraceLogFields =
+    trace.requestId === trace.traceId
+      ? { trace_id: trace.traceId, span_id: trace.spanId }
+      : { trace_id: trace.traceId, span_id: trace.spanId, request_id: trace.requestId };
+  // The ids last: an annotation cannot overwrite them.
+  return trace.fields === undefined ? ids : { ...trace.fields, ...ids };
 }
