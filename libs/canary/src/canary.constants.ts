@@ -7,6 +7,12 @@ export const CANARY_CLOCK = 'CANARY:CLOCK';
  * served locally.
  */
 export const CANARY_FORWARDER = 'CANARY:FORWARDER';
+/**
+ * Optional provider of `CanaryGrpcForwarder` (a `GrpcCanaryForwarder`), in any module of the
+ * application: forwards unary gRPC calls decided for the canary. Without one, they are served
+ * locally (`no_forwarder`).
+ */
+export const CANARY_GRPC_FORWARDER = 'CANARY:GRPC_FORWARDER';
 /** Optional provider of `CanaryRulesSource`: live rules, applied when they validate. */
 export const CANARY_RULES_SOURCE = 'CANARY:RULES_SOURCE';
 /** Metadata key `@Canary()` sets on a route or controller. */

@@ -1,6 +1,7 @@
 export {
   CANARY_FORCE_HEADER,
   CANARY_FORWARDER,
+  CANARY_GRPC_FORWARDER,
   CANARY_OPTIONS,
   CANARY_RULES_SOURCE,
   CanaryEvent,
@@ -62,3 +63,18 @@ export type {
   PropagatedDecision,
 } from './propagation/canary-propagation';
 export { BAGGAGE_HEADER, BAGGAGE_MAX_BYTES, BAGGAGE_MAX_MEMBERS, CANARY_BAGGAGE_KEY } from './propagation/propagation.constants';
+export type {
+  CanaryGrpcCall,
+  CanaryGrpcForwarder,
+  CanaryGrpcForwardResult,
+  CanaryGrpcMetadata,
+  CanaryGrpcServerCall,
+} from './rpc/canary-grpc.types';
+export { DEFAULT_GRPC_CANARY_FORWARDING_OPTIONS, resolveGrpcCanaryForwardingOptions } from './rpc/grpc-canary-forwarder.options';
+export type {
+  GrpcCanaryForwardingOptions,
+  GrpcPackageDefinition,
+  ResolvedGrpcCanaryForwardingOptions,
+} from './rpc/grpc-canary-forwarder.options';
+export { CanaryPackageMissingError, GrpcCanaryForwarder } from './rpc/grpc-canary.forwarder';
+export { GrpcForwardLocalReason } from './rpc/grpc-forwarding.constants';
