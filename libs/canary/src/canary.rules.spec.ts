@@ -98,4 +98,43 @@ describe('CompiledCanaryRules', () => {
       compile({ flag: { state: 'ENABLED', defaultVariant: 'stable', variants: { stable: 1, canary: 2 }, targeting: { no_such_op: [1] } } }),
     ).toThrow(CanaryRulesError);
   });
+
+  it('answers without flagd only where flagd would answer stable, no_match: a request without any matched attribute', () => {
+    const ruleSets = [
+      { header: { 'X-Env': 'canary', 'x-team': ['a', 'b'] } },
+      { header: { 'x-build': { regex: '^rc-' } }, cookie: { cohort: 'beta' } },
+      { claim: { plan: 'beta' }, cookie: { cohort: ['beta', 'staff'] } },
+    ];
+    const values = [undefined, 'canary', 'a', 'rc-1', 'beta', 'staff', 'x'];
+    let skipped = 0;
+    for (const rules of ruleSets) {
+      const compiled = compile(rules);
+      const flagd = new FlagdCore();
+      flagd.setConfigurations(JSON.stringify(compiled.flagSet));
+      for (let i = 0; i < 400; i++) {
+        // A fixed pseudo-random draw per attribute: each value, absent (undefined) included, turns up.
+        const pick = (n: number) => values[Math.floor(((Math.sin(i * 31 + n * 97) + 1) / 2) * values.length) % values.length];
+        const context: CanaryEvaluationContext = {
+          headers: { 'x-env': pick(1), 'x-team': pick(2), 'x-build': pick(3), 'x-other': pick(4) },
+          cookies: Object.fromEntries(Object.entries({ cohort: pick(5), theme: pick(6) }).filter(([, v]) => v !== undefined)) as never,
+          claims: { plan: pick(7) },
+        };
+        context.matches = Object.fromEntries(
+          compiled.regexes.map((r) => [
+            r.id,
+            typeof context[r.source][r.name] === 'string' && r.pattern.test(String(context[r.source][r.name])),
+          ]),
+        );
+        const expected = flagd.resolveStringEvaluation(compiled.flagKey, 'stable', context as never, console as never).value;
+        if (compiled.decidedByAbsence(context)) {
+          skipped++;
+          expect(expected).toBe('stable');
+        }
+        expect(compiled.evaluate(context).variant).toBe(expected);
+      }
+    }
+    expect(skipped).toBeGreaterThan(10);
+    // A percentage is never answered without flagd.
+    expect(compile({ percent: 50, stickyKey: 'header:x-user' }).decidedByAbsence({ headers: {}, cookies: {}, claims: {} })).toBe(false);
+  });
 });

@@ -52,6 +52,8 @@ export interface CanaryFlagSet {
   readonly flags: Readonly<Record<string, Flag>>;
 }
 
+const NO_MATCH: RuleOutcome = Object.freeze({ variant: 'stable', reason: 'no_match' });
+
 const QUIET: Logger = { error: () => undefined, warn: () => undefined, info: () => undefined, debug: () => undefined };
 
 /**
@@ -76,6 +78,12 @@ export class CompiledCanaryRules {
     /** The single kind of rule that can pick the canary, when there is only one. */
     private readonly onlyReason: CanaryReason | undefined,
     private readonly percent: number,
+    /**
+     * Shorthand rules only: every attribute a match rule reads. A request carrying none of them
+     * fails every match, so without a percentage flagd would answer `stable`; the evaluation is then
+     * skipped (the spec holds the two answers equal). Undefined for a flagd definition.
+     */
+    readonly matchAttributes?: readonly StickySource[],
   ) {
     this.needs = {
       cookies: sticky?.source === 'cookies' || regexes.some((r) => r.source === 'cookies') || usesVar(flagSet, 'cookies.'),
@@ -154,11 +162,29 @@ export class CompiledCanaryRules {
       reasonCore,
       kinds.length === 1 ? kinds[0] : undefined,
       percent,
+      [
+        ...attributes('headers', rules.header, (name) => name.toLowerCase()),
+        ...attributes('cookies', rules.cookie),
+        ...attributes('claims', rules.claim),
+      ],
     );
+  }
+
+  /**
+   * True when flagd's answer is known without asking it: shorthand rules without a percentage, and
+   * a request that carries none of the attributes the match rules read (every match fails, so the
+   * answer is `stable`, `no_match`).
+   */
+  decidedByAbsence(context: Pick<CanaryEvaluationContext, 'headers' | 'cookies' | 'claims'>): boolean {
+    const attributes = this.matchAttributes;
+    if (attributes === undefined || this.percent > 0) return false;
+    for (const { source, name } of attributes) if (context[source][name] !== undefined) return false;
+    return true;
   }
 
   /** One decision; never throws (an evaluation error keeps the request stable). */
   evaluate(context: CanaryEvaluationContext): RuleOutcome {
+    if (this.decidedByAbsence(context)) return NO_MATCH;
     const flag = this.core.getFlag(this.flagKey);
     let resolution;
     try {
@@ -226,6 +252,14 @@ function anyOf(
   }
   if (conditions.length === 0) return undefined;
   return conditions.length === 1 ? conditions[0] : { or: conditions };
+}
+
+function attributes(
+  source: Source,
+  matchers: Readonly<Record<string, CanaryMatcher>> | undefined,
+  normalise: (name: string) => string = (name) => name,
+): StickySource[] {
+  return Object.keys(matchers ?? {}).map((name) => ({ source, name: normalise(name) }));
 }
 
 function parseSticky(stickyKey: string): StickySource {
