@@ -49,7 +49,9 @@ export interface CanaryDecision {
   readonly route: string;
   /**
    * Set when a canary decision was served by this instance: `on_canary` (this is the canary),
-   * `no_forwarder`, `not_forwarded` (`@Canary({ forward: false })`), or the forwarder's reason.
+   * `no_forwarder`, `not_forwarded` (`@Canary({ forward: false })`), `forwarder_error`, or the
+   * forwarder's reason (`loop`, `no_canary_target`, `connect_failed`, `canary_failed`; over gRPC
+   * also `streaming_call` and `unknown_method`).
    */
   readonly servedLocally?: string;
 }

@@ -27,7 +27,7 @@ export interface CanaryInstanceSource {
   pick(
     service: string,
     query: { readonly meta?: Readonly<Record<string, string>> },
-  ): { readonly address: string; readonly port: number } | undefined;
+  ): { readonly address: string; readonly port: number; readonly meta?: Readonly<Record<string, string>> } | undefined;
 }
 
 export interface RegistryCanaryTargetsOptions {
@@ -35,6 +35,11 @@ export interface RegistryCanaryTargetsOptions {
   readonly meta?: Readonly<Record<string, string>>;
   /** @default 'http' */
   readonly protocol?: 'http' | 'https';
+  /**
+   * A meta key holding the port to use instead of the registered one: e.g. `grpc_port` for a
+   * `GrpcCanaryForwarder` when instances register their HTTP port. An instance without it is skipped.
+   */
+  readonly portMeta?: string;
 }
 
 /**
@@ -59,8 +64,10 @@ export function registryCanaryTargets(
     pick() {
       const instance = registry.pick(service, query);
       if (!instance) return undefined;
+      const port = options.portMeta === undefined ? instance.port : Number(instance.meta?.[options.portMeta]);
+      if (!Number.isInteger(port) || port <= 0 || port > 65535) return undefined;
       const host = instance.address.includes(':') ? `[${instance.address}]` : instance.address;
-      return { url: `${protocol}://${host}:${instance.port}` };
+      return { url: `${protocol}://${host}:${port}` };
     },
   };
 }

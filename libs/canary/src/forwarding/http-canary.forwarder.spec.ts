@@ -358,4 +358,14 @@ describe('registryCanaryTargets', () => {
     expect(registryCanaryTargets({ pick: () => undefined }, 'orders').pick()).toBeUndefined();
     expect(registryCanaryTargets({ pick: () => ({ address: '::1', port: 80 }) }, 'orders').pick()).toEqual({ url: 'http://[::1]:80' });
   });
+
+  it('takes the port from a meta key when told to, and skips an instance without a valid one', () => {
+    const instance = { address: '10.0.0.7', port: 3001, meta: { track: 'canary', grpc_port: '50051' } };
+    expect(registryCanaryTargets({ pick: () => instance }, 'orders', { portMeta: 'grpc_port' }).pick()).toEqual({
+      url: 'http://10.0.0.7:50051',
+    });
+    expect(registryCanaryTargets({ pick: () => instance }, 'orders', { portMeta: 'admin_port' }).pick()).toBeUndefined();
+    const broken = { ...instance, meta: { grpc_port: '99999' } };
+    expect(registryCanaryTargets({ pick: () => broken }, 'orders', { portMeta: 'grpc_port' }).pick()).toBeUndefined();
+  });
 });
