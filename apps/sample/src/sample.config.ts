@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import type { ConfigType } from '@nestjs/config';
 import { envConfig } from '@nest-rollout/config';
 import { z } from 'zod';
+import { DEFAULT_ORDERS_SCHEMA_PHASE, ORDERS_SCHEMA_PHASES } from './database/orders-schema';
 import { DEFAULT_DYNAMIC_CONFIG_FILE } from './sample.dynamic-config';
 
 /** Embedded SQLite in memory: `npm start` needs no set-up, and instances started side by side share no file. */
@@ -127,6 +128,13 @@ export const sampleEnvSchema = z
       }),
     /** The dynamic configuration (degrade switches, canary rules): a YAML file, watched and hot-reloaded. */
     DYNAMIC_CONFIG_FILE: z.string().default(DEFAULT_DYNAMIC_CONFIG_FILE),
+    /**
+     * Which release of the orders schema change this instance runs (`before`, `expand`, `migrate`,
+     * `retire`, `contract`; docs/migrations.md): the migrations it applies at start-up and the
+     * columns it writes and reads. The latest by default; an earlier one only to run an older
+     * release beside a newer one, as a rolling update does.
+     */
+    ORDERS_SCHEMA_PHASE: oneOf(ORDERS_SCHEMA_PHASES).default(DEFAULT_ORDERS_SCHEMA_PHASE),
   })
   .superRefine(
     (env, ctx) => {
@@ -141,8 +149,8 @@ export const sampleEnvSchema = z
         });
       }
     },
-    // Zod skips object rules after any other problem; this one needs only the two ports, so that
-    // one error still lists every problem.
+    // Zod skips object rules after any other problem; these need only the variables they compare,
+    // so that one error still lists every problem.
     { when: ({ issues }) => !issues.some((issue) => CROSS_CHECKED.has(String(issue.path?.[0]))) },
   );
 
@@ -192,6 +200,7 @@ export const sampleConfig = envConfig('sample', sampleEnvSchema, (env) => ({
     successThreshold: env.HEALTH_SUCCESS_THRESHOLD,
   },
   dynamicConfigFile: env.DYNAMIC_CONFIG_FILE,
+  ordersSchemaPhase: env.ORDERS_SCHEMA_PHASE,
 }));
 
 export type SampleConfig = ConfigType<typeof sampleConfig>;

@@ -5,6 +5,10 @@ export const SampleEvent = {
   DATABASE_CONNECTED: 'database.connected',
   /** One failed attempt at start-up; the next one follows after the backoff delay. */
   DATABASE_CONNECT_FAILED: 'database.connect_failed',
+  /** Start-up (or the migration job) ran migrations of the orders schema change; their names. */
+  DATABASE_MIGRATED: 'database.migrated',
+  /** The migration job (database/migrate.ts) failed; it exits 1. */
+  DATABASE_MIGRATION_FAILED: 'database.migration_failed',
   /** A message of TypeORM's own (a warning, a slow query, a migration step). */
   DATABASE_TYPEORM_MESSAGE: 'database.typeorm_message',
 } as const;

@@ -8,11 +8,10 @@ import { DATABASE_CONNECT_TASK, DATABASE_RETRY, DatabaseConnector, DatabaseUnava
 
 const POSTGRES_URL = 'postgres://orders:pw-secret-1234@db.internal:5432/orders';
 
-/** A DataSource that refuses `failures` connections, then connects; it records the schema statements. */
+/** A DataSource that refuses `failures` connections, then connects. */
 class FakeDataSource {
   isInitialized = false;
   attempts = 0;
-  readonly statements: string[] = [];
 
   constructor(
     readonly options: { type: string },
@@ -27,20 +26,24 @@ class FakeDataSource {
     this.isInitialized = true;
     return this;
   }
+}
 
-  async query(sql: string): Promise<unknown[]> {
-    this.statements.push(sql);
-    return [];
-  }
+/** Records the migration runs; the first `failures` of them fail as a database still starting up. */
+class FakeMigrator {
+  readonly runs: unknown[] = [];
+  constructor(private failures = 0) {}
 
-  async transaction<T>(work: (manager: { query(sql: string): Promise<unknown[]> }) => Promise<T>): Promise<T> {
-    return work({ query: (sql) => this.query(sql) });
-  }
+  readonly migrate = async (dataSource: unknown): Promise<string[]> => {
+    this.runs.push(dataSource);
+    if (this.failures-- > 0) throw Object.assign(new Error('the database system is starting up'), { code: '57P03' });
+    return ['CreateOrders1735689600000'];
+  };
 }
 
 interface Setup {
   readonly connector: DatabaseConnector;
   readonly dataSource: FakeDataSource;
+  readonly migrator: FakeMigrator;
   readonly clock: ManualClock;
   readonly tasks: WarmupTask[];
   readonly stderr: string[];
@@ -48,7 +51,7 @@ interface Setup {
 
 let stderrSpy: jest.SpyInstance | undefined;
 
-function setup(env: NodeJS.ProcessEnv, dataSource: FakeDataSource): Setup {
+function setup(env: NodeJS.ProcessEnv, dataSource: FakeDataSource, migrator = new FakeMigrator()): Setup {
   const config: SampleConfig = sampleConfig.parse(env);
   const clock = new ManualClock();
   const tasks: WarmupTask[] = [];
@@ -58,8 +61,8 @@ function setup(env: NodeJS.ProcessEnv, dataSource: FakeDataSource): Setup {
     stderr.push(String(chunk));
     return true;
   });
-  const connector = new DatabaseConnector(dataSource as unknown as DataSource, config, lifecycle, clock);
-  return { connector, dataSource, clock, tasks, stderr };
+  const connector = new DatabaseConnector(dataSource as unknown as DataSource, config, lifecycle, clock, migrator.migrate);
+  return { connector, dataSource, migrator, clock, tasks, stderr };
 }
 
 /** Runs `connect` to its end, moving the manual clock on in steps no retry delay exceeds. */
@@ -106,7 +109,7 @@ describe('DatabaseConnector', () => {
     expect(s.tasks[0].timeoutMs).toBeGreaterThan(45_000);
   });
 
-  it('connects at the first attempt and creates the orders table, without a word on stderr', async () => {
+  it('connects at the first attempt and migrates the schema, without a word on stderr', async () => {
     const s = setup({}, new FakeDataSource({ type: 'better-sqlite3' }, 0));
     expect(s.connector.connected).toBe(false);
 
@@ -114,7 +117,7 @@ describe('DatabaseConnector', () => {
 
     expect(error).toBeUndefined();
     expect(s.connector.connected).toBe(true);
-    expect(s.dataSource.statements).toEqual([expect.stringMatching(/^CREATE TABLE IF NOT EXISTS orders/)]);
+    expect(s.migrator.runs).toEqual([s.dataSource]);
     expect(s.stderr).toEqual([]);
   });
 
@@ -129,26 +132,18 @@ describe('DatabaseConnector', () => {
     // Four waits of at least half of 100, 200, 400 and 800 ms, at most all of them.
     expect(elapsedMs).toBeGreaterThanOrEqual(750);
     expect(elapsedMs).toBeLessThanOrEqual(1500 + 50);
-    expect(s.dataSource.statements).toEqual([
-      'SELECT pg_advisory_xact_lock($1)',
-      expect.stringMatching(/^CREATE TABLE IF NOT EXISTS orders/),
-    ]);
+    // Migrated once, on the connection that worked.
+    expect(s.migrator.runs).toEqual([s.dataSource]);
   });
 
-  it('retries the schema step without initialising a connected DataSource twice', async () => {
-    const s = setup({ DATABASE_URL: POSTGRES_URL }, new FakeDataSource({ type: 'postgres' }, 0));
-    let schemaFailures = 1;
-    const query = s.dataSource.query.bind(s.dataSource);
-    s.dataSource.query = async (sql: string) => {
-      if (sql.startsWith('CREATE') && schemaFailures-- > 0)
-        throw Object.assign(new Error('the database system is starting up'), { code: '57P03' });
-      return query(sql);
-    };
+  it('retries the migrations without initialising a connected DataSource twice', async () => {
+    const s = setup({ DATABASE_URL: POSTGRES_URL }, new FakeDataSource({ type: 'postgres' }, 0), new FakeMigrator(1));
 
     const { error } = await connectToEnd(s);
 
     expect(error).toBeUndefined();
     expect(s.dataSource.attempts).toBe(1);
+    expect(s.migrator.runs).toHaveLength(2);
     expect(s.connector.connected).toBe(true);
   });
 

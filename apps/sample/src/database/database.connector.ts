@@ -6,10 +6,14 @@ import type { DataSource } from 'typeorm';
 import { sampleConfig, type SampleConfig } from '../sample.config';
 import { SampleEvent } from '../sample.constants';
 import { writeStartupFailure } from '../startup-failure';
-import { ensureOrdersSchema } from './orders.schema';
+import type { runOrdersMigrations } from './orders-migrations';
 
 /** The clock the connector backs off on: `systemClock`, or a `ManualClock` in unit tests. */
 export const DATABASE_CLOCK = 'SAMPLE:DATABASE_CLOCK';
+
+/** What migrates the schema once connected: `runOrdersMigrations`, or a fake in unit tests. */
+export const DATABASE_MIGRATOR = 'SAMPLE:DATABASE_MIGRATOR';
+export type DatabaseMigrator = typeof runOrdersMigrations;
 
 export const DATABASE_CONNECT_TASK = 'database.connect';
 
@@ -68,11 +72,12 @@ export class DatabaseConnector implements OnModuleInit, BeforeApplicationShutdow
     @Inject(sampleConfig.KEY) private readonly config: SampleConfig,
     private readonly lifecycle: LifecycleService,
     @Inject(DATABASE_CLOCK) private readonly clock: LifecycleClock,
+    @Inject(DATABASE_MIGRATOR) private readonly migrate: DatabaseMigrator,
   ) {
     this.secrets = urlSecrets(config.database.kind === 'postgres' ? config.database.url : undefined);
   }
 
-  /** True once the database answered and the orders table is there; until then the orders routes answer 503. */
+  /** True once the database answered and its schema is migrated; until then the orders routes answer 503. */
   get connected(): boolean {
     return this.isConnected;
   }
@@ -91,7 +96,8 @@ export class DatabaseConnector implements OnModuleInit, BeforeApplicationShutdow
   }
 
   /**
-   * Connects and creates the orders table if it is missing. PostgreSQL is retried with backoff
+   * Connects and runs the migrations of this release that the database has not run yet (one
+   * instance at a time: see runOrdersMigrations). PostgreSQL is retried with backoff
    * until DATABASE_CONNECT_TIMEOUT_MS has passed since the first attempt; SQLite, a local file
    * that either opens or does not, is tried once.
    */
@@ -107,11 +113,20 @@ export class DatabaseConnector implements OnModuleInit, BeforeApplicationShutdow
     try {
       for (let attempt = 1; ; attempt++) {
         try {
-          await untilAborted(this.connectOnce(), stop.signal);
+          const migrated = await untilAborted(this.connectOnce(), stop.signal);
           this.isConnected = true;
+          if (migrated.length > 0) {
+            this.logger.log({
+              event: SampleEvent.DATABASE_MIGRATED,
+              dependency: this.config.database.kind,
+              schema_phase: this.config.ordersSchemaPhase,
+              migrations: migrated,
+            });
+          }
           this.logger.log({
             event: SampleEvent.DATABASE_CONNECTED,
             dependency: this.config.database.kind,
+            schema_phase: this.config.ordersSchemaPhase,
             attempts: attempt,
             duration_ms: this.clock.now() - startedAt,
           });
@@ -142,11 +157,12 @@ export class DatabaseConnector implements OnModuleInit, BeforeApplicationShutdow
     }
   }
 
-  private async connectOnce(): Promise<void> {
+  /** The names of the migrations it ran. */
+  private async connectOnce(): Promise<string[]> {
     // A DataSource whose initialize() failed can be initialised again; one that succeeded while
-    // the schema step failed must not be.
+    // the migrations failed (a lock timeout) must not be.
     if (!this.dataSource.isInitialized) await this.dataSource.initialize();
-    await ensureOrdersSchema(this.dataSource);
+    return this.migrate(this.dataSource);
   }
 
   private giveUp(attempts: number, lastError: unknown): Error {

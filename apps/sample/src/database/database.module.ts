@@ -4,16 +4,23 @@ import { Module } from '@nestjs/common';
 import { TypeOrmModule, TypeOrmModuleOptions } from '@nestjs/typeorm';
 import { systemClock } from '@nest-rollout/lifecycle';
 import { sampleConfig, type SampleConfig, SQLITE_IN_MEMORY } from '../sample.config';
-import { DATABASE_CLOCK, DatabaseConnector } from './database.connector';
+import { DATABASE_CLOCK, DATABASE_MIGRATOR, DatabaseConnector } from './database.connector';
 import { DatabaseAvailabilityInterceptor } from './database-availability.interceptor';
-import { OrderEntity } from './order.entity';
+import { runOrdersMigrations } from './orders-migrations';
+import { ORDERS_SCHEMA, ordersSchema } from './orders-schema';
 import { TypeOrmLogger } from './typeorm.logger';
 
 export function dataSourceOptions(config: SampleConfig): TypeOrmModuleOptions {
+  const schema = ordersSchema(config.ordersSchemaPhase);
   const common = {
-    entities: [OrderEntity] as Array<typeof OrderEntity>,
-    // The schema is expand/contract, applied by ensureOrdersSchema: blue and green run against one
-    // schema, so neither may let TypeORM rewrite it to match its own entities.
+    // The orders table as this release of the schema change maps it (ORDERS_SCHEMA_PHASE).
+    entities: [schema.entity],
+    // Its migrations, up to this release's: DatabaseConnector runs the pending ones at start-up,
+    // under a lock (runOrdersMigrations), and `migrate.js` runs them as a job.
+    migrations: [...schema.migrations],
+    migrationsRun: false,
+    // The schema changes expand/contract, by migrations: blue and green run against one schema, so
+    // neither may let TypeORM rewrite it to match its own entities.
     synchronize: false,
     // Never connected at boot, where TypeORM's own retries would end the process: DatabaseConnector
     // connects as a warm-up task, once the server answers the liveness probe.
@@ -53,9 +60,14 @@ export function dataSourceOptions(config: SampleConfig): TypeOrmModuleOptions {
       inject: [sampleConfig.KEY],
       useFactory: (config: SampleConfig) => dataSourceOptions(config),
     }),
-    TypeOrmModule.forFeature([OrderEntity]),
   ],
-  providers: [{ provide: DATABASE_CLOCK, useValue: systemClock }, DatabaseConnector, DatabaseAvailabilityInterceptor],
-  exports: [TypeOrmModule, DatabaseConnector, DatabaseAvailabilityInterceptor],
+  providers: [
+    { provide: DATABASE_CLOCK, useValue: systemClock },
+    { provide: DATABASE_MIGRATOR, useValue: runOrdersMigrations },
+    { provide: ORDERS_SCHEMA, inject: [sampleConfig.KEY], useFactory: (config: SampleConfig) => ordersSchema(config.ordersSchemaPhase) },
+    DatabaseConnector,
+    DatabaseAvailabilityInterceptor,
+  ],
+  exports: [TypeOrmModule, ORDERS_SCHEMA, DatabaseConnector, DatabaseAvailabilityInterceptor],
 })
 export class DatabaseModule {}

@@ -1,18 +1,24 @@
 import { Inject, Injectable, NotFoundException, OnModuleInit } from '@nestjs/common';
-import { InjectRepository } from '@nestjs/typeorm';
+import { InjectDataSource } from '@nestjs/typeorm';
 import { CanaryService } from '@nest-rollout/canary';
 import type { CanaryDecision, CanaryTrack } from '@nest-rollout/canary';
 import { LifecycleService } from '@nest-rollout/lifecycle';
-import { Repository } from 'typeorm';
+import type { DataSource, Repository } from 'typeorm';
 import { OrdersCache } from '../cache/cache.module';
-import { OrderEntity } from '../database/order.entity';
+import { ORDERS_SCHEMA, OrdersSchema, type OrderRow } from '../database/orders-schema';
 import { sampleConfig, type SampleConfig } from '../sample.config';
 import { priceCents, pricingOf, type PricingVersion } from './pricing';
 
+/**
+ * An order as the API shows it, and as the cache keeps it. The same in every release of the schema
+ * change: instances of two releases share the cache (and their clients), so it is part of the
+ * contract the change must keep.
+ */
 export interface Order {
   readonly id: string;
   readonly item: string;
   readonly quantity: number;
+  /** ISO 8601, UTC. */
   readonly createdAt: string;
 }
 
@@ -37,16 +43,24 @@ export interface Quote {
 /** How many orders `GET /orders` returns at most. */
 const LIST_LIMIT = 100;
 
-/** Orders in the database (SQLite or PostgreSQL), single orders cached in Redis when there is one. */
+/**
+ * Orders in the database (SQLite or PostgreSQL), single orders cached in Redis when there is one;
+ * written and read as this release of the orders schema change does (ORDERS_SCHEMA_PHASE).
+ */
 @Injectable()
 export class OrdersService implements OnModuleInit {
+  private readonly orders: Repository<OrderRow>;
+
   constructor(
     private readonly lifecycle: LifecycleService,
     @Inject(sampleConfig.KEY) private readonly config: SampleConfig,
-    @InjectRepository(OrderEntity) private readonly orders: Repository<OrderEntity>,
+    @InjectDataSource() dataSource: DataSource,
+    @Inject(ORDERS_SCHEMA) private readonly schema: OrdersSchema,
     private readonly cache: OrdersCache,
     private readonly canary: CanaryService,
-  ) {}
+  ) {
+    this.orders = dataSource.getRepository(schema.entity);
+  }
 
   onModuleInit(): void {
     // Stands for cache priming: the instance must not turn ready before it is done (the database
@@ -59,7 +73,7 @@ export class OrdersService implements OnModuleInit {
 
   async list(): Promise<Order[]> {
     const rows = await this.orders.find({ order: { id: 'ASC' }, take: LIST_LIMIT });
-    return rows.map(toOrder);
+    return rows.map((row) => this.toOrder(row));
   }
 
   async get(id: string): Promise<Order> {
@@ -70,7 +84,7 @@ export class OrdersService implements OnModuleInit {
     if (cached) return cached;
     const row = await this.orders.findOneBy({ id: numericId });
     if (!row) throw new NotFoundException(`order ${id} not found`);
-    const order = toOrder(row);
+    const order = this.toOrder(row);
     this.cache.set(key, order);
     return order;
   }
@@ -92,13 +106,13 @@ export class OrdersService implements OnModuleInit {
   }
 
   async create(item: string, quantity: number): Promise<Order> {
-    const row = await this.orders.save(this.orders.create({ item, quantity, createdAt: new Date().toISOString() }));
-    return toOrder(row);
+    const row = await this.orders.save(this.orders.create(this.schema.newRow(item, quantity, new Date())));
+    return this.toOrder(row);
   }
-}
 
-function toOrder(row: OrderEntity): Order {
-  return { id: String(row.id), item: row.item, quantity: row.quantity, createdAt: row.createdAt };
+  private toOrder(row: OrderRow): Order {
+    return { id: String(row.id), item: row.item, quantity: row.quantity, createdAt: this.schema.createdAtOf(row) };
+  }
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
