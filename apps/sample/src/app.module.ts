@@ -1,4 +1,4 @@
-import { DynamicModule, Module } from '@nestjs/common';
+import { DynamicModule, Module, Type } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import { CANARY_FORWARDER, CANARY_RULES_SOURCE, CanaryModule, resolveCanaryOptions } from '@nest-rollout/canary';
@@ -9,20 +9,29 @@ import { LifecycleModule } from '@nest-rollout/lifecycle';
 import { AppLogger, LoggingModule, TraceContext } from '@nest-rollout/logging';
 import { MetricsModule } from '@nest-rollout/metrics';
 import { RegistryClient, RegistryModule } from '@nest-rollout/registry';
+import type { Redis } from 'ioredis';
+import type { DataSource } from 'typeorm';
 import { CacheModule, REDIS_CLIENT } from './cache/cache.module';
 import { sampleCanaryForwarder, sampleCanaryOptions } from './canary/sample-canary';
 import { DatabaseModule } from './database/database.module';
 import { DemoController } from './demo/demo.controller';
+import { SAMPLE_GRPC_SERVICES } from './grpc/sample-grpc.constants';
 import { sampleHealthOptions } from './health/sample-health';
 import { OrdersModule } from './orders/orders.module';
 import { sampleConfig, type SampleConfig } from './sample.config';
 import { SERVICE_NAME } from './sample.constants';
 import { sampleDynamicConfigSchemaFor, type SampleDynamicConfig } from './sample.dynamic-config';
 
+/** What main.ts decides before the application exists. */
+export interface AppModuleExtras {
+  /** The gRPC endpoint's module (grpc/sample-grpc.ts), given only with PORT_GRPC: main.ts loads it then. */
+  readonly grpc?: Type<unknown>;
+}
+
 @Module({})
 export class AppModule {
   /** `logger` is the one main.ts handed to NestFactory.create: the module reuses it. */
-  static forRoot(logger: AppLogger): DynamicModule {
+  static forRoot(logger: AppLogger, extras: AppModuleExtras = {}): DynamicModule {
     return {
       module: AppModule,
       global: true,
@@ -61,10 +70,15 @@ export class AppModule {
         }),
         DatabaseModule,
         CacheModule,
-        // The checks borrow the DataSource and the Redis client the orders use.
+        // The checks borrow the DataSource and the Redis client the orders use. With gRPC,
+        // grpc.health.v1 too, reporting on the sample's own services by name as well.
         HealthModule.forRootAsync({
+          grpc: extras.grpc !== undefined,
           inject: [sampleConfig.KEY, getDataSourceToken(), REDIS_CLIENT],
-          useFactory: sampleHealthOptions,
+          useFactory: (config: SampleConfig, dataSource: DataSource, redis: Redis | null) => ({
+            ...sampleHealthOptions(config, dataSource, redis),
+            grpcServices: SAMPLE_GRPC_SERVICES,
+          }),
         }),
         // /metrics on the public port, unless a management port serves it with the probes (main.ts).
         MetricsModule.forRootAsync({
@@ -84,6 +98,7 @@ export class AppModule {
           }),
         }),
         OrdersModule,
+        ...(extras.grpc ? [extras.grpc] : []),
       ],
       controllers: [DemoController],
       // Live canary rules: the `canary` section of the dynamic configuration, which validates it with

@@ -27,9 +27,16 @@ async function bootstrap(): Promise<void> {
     return failStart(new AppLogger(), error);
   }
   const adapter = config.adapter === 'fastify' ? new FastifyAdapter() : new ExpressAdapter();
+  // gRPC only with PORT_GRPC, and its packages loaded only then.
+  let grpc: typeof import('./grpc/sample-grpc.js') | undefined;
+  try {
+    if (config.grpcPort !== undefined) grpc = await import('./grpc/sample-grpc.js');
+  } catch (error) {
+    return failStart(logger, error);
+  }
   let app: INestApplication;
   try {
-    app = await NestFactory.create(AppModule.forRoot(logger), adapter, {
+    app = await NestFactory.create(AppModule.forRoot(logger, { grpc: grpc?.SampleGrpcModule }), adapter, {
       logger,
       // Nest holds its first lines until LoggingModule knows the lifecycle, so that they carry its
       // boot trace id like every line after them until READY.
@@ -44,7 +51,11 @@ async function bootstrap(): Promise<void> {
   try {
     // With PORT_MANAGEMENT, /metrics moves to the management port with the probes.
     if (config.managementPort !== undefined) app.get(ManagementServer).addRoute(app.get(MetricsService).managementRoute());
+    // The orders and grpc.health.v1 over gRPC, listening before the HTTP server so that the
+    // instance turns ready with both, and drained with it on SIGTERM.
+    const grpcServer = grpc && config.grpcPort !== undefined ? grpc.connectSampleGrpc(app, config.grpcPort, config.host) : undefined;
     await app.init();
+    await grpcServer?.start();
   } catch (error) {
     return failStart(logger, error);
   }

@@ -44,7 +44,7 @@ const httpUrl = z.string().refine((raw) => /^https?:\/\//.test(raw) && URL.canPa
 });
 
 /** The variables the object-level rule reads: it runs only when each of them is valid on its own. */
-const CROSS_CHECKED = new Set(['PORT', 'PORT_MANAGEMENT', 'CANARY_JWT_SECRET', 'CANARY_JWKS_URL']);
+const CROSS_CHECKED = new Set(['PORT', 'PORT_MANAGEMENT', 'PORT_GRPC', 'CANARY_JWT_SECRET', 'CANARY_JWKS_URL']);
 
 function cidrList(raw: string): string[] {
   return raw.split(',').map((entry) => entry.trim());
@@ -129,6 +129,13 @@ export const sampleEnvSchema = z
     /** The dynamic configuration (degrade switches, canary rules): a YAML file, watched and hot-reloaded. */
     DYNAMIC_CONFIG_FILE: z.string().default(DEFAULT_DYNAMIC_CONFIG_FILE),
     /**
+     * The orders and grpc.health.v1 over gRPC on this port too (on LISTEN_HOST). Unset, the
+     * default: no gRPC server. A fixed default port would collide as soon as two instances share a
+     * host (a blue-green pair, the tests), and a service without gRPC clients should not open one.
+     * Not `GRPC_PORT`: Kubernetes sets that in every pod of a namespace with a Service named `grpc`.
+     */
+    PORT_GRPC: wholeNumber(1, 65535).optional(),
+    /**
      * Which release of the orders schema change this instance runs (`before`, `expand`, `migrate`,
      * `retire`, `contract`; docs/migrations.md): the migrations it applies at start-up and the
      * columns it writes and reads. The latest by default; an earlier one only to run an older
@@ -146,6 +153,13 @@ export const sampleEnvSchema = z
           code: 'custom',
           path: ['PORT_MANAGEMENT'],
           message: `must differ from PORT (both ${env.PORT}); the probes move off the public port`,
+        });
+      }
+      if (env.PORT_GRPC !== undefined && (env.PORT_GRPC === env.PORT || env.PORT_GRPC === env.PORT_MANAGEMENT)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['PORT_GRPC'],
+          message: `must differ from PORT and PORT_MANAGEMENT (${env.PORT_GRPC} is taken); gRPC has a port of its own`,
         });
       }
     },
@@ -200,6 +214,8 @@ export const sampleConfig = envConfig('sample', sampleEnvSchema, (env) => ({
     successThreshold: env.HEALTH_SUCCESS_THRESHOLD,
   },
   dynamicConfigFile: env.DYNAMIC_CONFIG_FILE,
+  /** The gRPC server's port; undefined: no gRPC. */
+  grpcPort: env.PORT_GRPC,
   ordersSchemaPhase: env.ORDERS_SCHEMA_PHASE,
 }));
 

@@ -9,6 +9,10 @@ export const SampleEvent = {
   DATABASE_MIGRATED: 'database.migrated',
   /** The migration job (database/migrate.ts) failed; it exits 1. */
   DATABASE_MIGRATION_FAILED: 'database.migration_failed',
+  /** The gRPC server (PORT_GRPC) listens. */
+  GRPC_LISTENING: 'grpc.listening',
+  /** The gRPC server is down after the drain; `forced` when calls were still open at the deadline. */
+  GRPC_STOPPED: 'grpc.stopped',
   /** A message of TypeORM's own (a warning, a slow query, a migration step). */
   DATABASE_TYPEORM_MESSAGE: 'database.typeorm_message',
 } as const;
