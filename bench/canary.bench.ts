@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { fork, type ChildProcess } from 'node:child_process';
 import { Agent, request } from 'node:http';
 import { Controller, Get, Module, Param } from '@nestjs/common';
@@ -15,6 +16,10 @@ import { forkServer, intEnv, serverCpuMicros, stopForked } from './support';
  * one run:
  *
  * - undecorated: CanaryModule imported, the route without @Canary() (must pay nothing);
+ * - undecorated+als: the same, in a process where an AsyncLocalStorage is in use, as in any app
+ *   with LoggingModule (trace ids), nestjs-cls or OpenTelemetry: Node 20 then runs its promise
+ *   hooks for every promise, a cost @Canary() (whose decision lives in one) would otherwise carry
+ *   alone;
  * - header: @Canary() with header rules only, the request carrying no matching header (stable,
  *   `no_match`);
  * - header+percent: @Canary() with `{ header, percent: 5, stickyKey: 'header:x-user' }`, every
@@ -32,7 +37,7 @@ import { forkServer, intEnv, serverCpuMicros, stopForked } from './support';
  * measurement ends, and the load process when the run ends.
  */
 const ADAPTERS = ['express', 'fastify'] as const;
-const VARIANTS = ['undecorated', 'header', 'header+percent'] as const;
+const VARIANTS = ['undecorated', 'undecorated+als', 'header', 'header+percent'] as const;
 type AdapterName = (typeof ADAPTERS)[number];
 type Variant = (typeof VARIANTS)[number];
 
@@ -43,7 +48,11 @@ const PERCENT_RULES: CanaryModuleOptions['rules'] = { header: { 'x-env': 'canary
 const GOALS: Partial<Record<Variant, number>> = { header: 0.95, 'header+percent': 0.9 };
 
 async function serve(variant: Variant, adapter: AdapterName): Promise<void> {
-  const route: MethodDecorator = variant === 'undecorated' ? () => undefined : Canary();
+  const decorated = variant === 'header' || variant === 'header+percent';
+  const route: MethodDecorator = decorated ? Canary() : () => undefined;
+  // An AsyncLocalStorage in use turns on Node's promise hooks for the whole process; @Canary() keeps
+  // the decision in one, as LoggingModule keeps the trace ids (and nestjs-cls, OpenTelemetry...).
+  if (variant === 'undecorated+als') new AsyncLocalStorage<object>().enterWith({});
 
   @Controller('orders')
   class OrdersController {
@@ -201,30 +210,33 @@ async function main(): Promise<void> {
     await stopForked(loader);
   }
 
-  console.log(
-    '\nadapter  variant          req/s (median)  vs undecorated (range)  goal          CPU µs/req (median)  vs undecorated (range)  canary',
-  );
-  for (const adapter of adapters) {
-    const base = results.get(`${adapter}|undecorated`)!;
-    for (const variant of VARIANTS) {
-      const runs = results.get(`${adapter}|${variant}`)!;
-      const paired = (field: 'rps' | 'cpuMicrosPerRequest') => {
-        const ratios = runs.map((m, i) => m[field] / base[i][field]).sort((a, b) => a - b);
-        return {
-          median: median(ratios),
-          text: `${median(ratios).toFixed(2)}x (${ratios[0].toFixed(2)}-${ratios[ratios.length - 1].toFixed(2)})`,
+  // Each variant against both baselines: a process without any AsyncLocalStorage, and one with.
+  for (const baseline of ['undecorated', 'undecorated+als'] as const) {
+    console.log(
+      `\nagainst ${baseline}:\nadapter  variant          req/s (median)  req/s ratio (range)     goal          CPU µs/req (median)  CPU ratio (range)       canary`,
+    );
+    for (const adapter of adapters) {
+      const base = results.get(`${adapter}|${baseline}`)!;
+      for (const variant of VARIANTS) {
+        const runs = results.get(`${adapter}|${variant}`)!;
+        const paired = (field: 'rps' | 'cpuMicrosPerRequest') => {
+          const ratios = runs.map((m, i) => m[field] / base[i][field]).sort((a, b) => a - b);
+          return {
+            median: median(ratios),
+            text: `${median(ratios).toFixed(2)}x (${ratios[0].toFixed(2)}-${ratios[ratios.length - 1].toFixed(2)})`,
+          };
         };
-      };
-      const rps = paired('rps');
-      const goal = GOALS[variant];
-      const verdict = goal === undefined ? '-' : `${rps.median >= goal ? 'met' : 'MISSED'} ≥${goal}`;
-      console.log(
-        `${adapter.padEnd(8)} ${variant.padEnd(15)} ${String(Math.round(median(runs.map((m) => m.rps)))).padStart(14)}  ` +
-          `${rps.text.padEnd(22)}  ${verdict.padEnd(12)}  ${median(runs.map((m) => m.cpuMicrosPerRequest))
-            .toFixed(1)
-            .padStart(19)}  ${paired('cpuMicrosPerRequest').text.padEnd(22)}  ` +
-          `${(median(runs.map((m) => m.canaryShare)) * 100).toFixed(1)} %`,
-      );
+        const rps = paired('rps');
+        const goal = GOALS[variant];
+        const verdict = goal === undefined ? '-' : `${rps.median >= goal ? 'met' : 'MISSED'} ≥${goal}`;
+        console.log(
+          `${adapter.padEnd(8)} ${variant.padEnd(15)} ${String(Math.round(median(runs.map((m) => m.rps)))).padStart(14)}  ` +
+            `${rps.text.padEnd(22)}  ${verdict.padEnd(12)}  ${median(runs.map((m) => m.cpuMicrosPerRequest))
+              .toFixed(1)
+              .padStart(19)}  ${paired('cpuMicrosPerRequest').text.padEnd(22)}  ` +
+            `${(median(runs.map((m) => m.canaryShare)) * 100).toFixed(1)} %`,
+        );
+      }
     }
   }
 }
