@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { EnvValidationError } from '@nest-rollout/config';
 import { sampleConfig } from '../sample.config';
-import { sampleGrpcOptions, sampleProtoDir } from './sample-grpc';
+import { sampleGrpcOptions, SampleProtoMissingError, sampleProtoDir } from './sample-grpc';
 
 function problemsOf(env: NodeJS.ProcessEnv): string[] {
   try {
@@ -40,6 +40,7 @@ describe('the sample’s gRPC endpoint', () => {
     const protoDir = join(__dirname, '..', '..', 'proto');
     expect(sampleProtoDir(__dirname)).toBe(protoDir);
     expect(sampleProtoDir(join(__dirname, '..', '..', '..', '..', 'dist', 'apps', 'sample', 'grpc'))).toBe(protoDir);
+    expect(() => sampleProtoDir('/nowhere/at/all')).toThrow(SampleProtoMissingError);
     expect(() => sampleProtoDir('/nowhere/at/all')).toThrow(/apps\/sample\/proto\/orders.proto not found/);
   });
 });

@@ -14,6 +14,15 @@ import { GRPC_CLOCK, GrpcDrain } from './grpc-drain';
 import { OrdersGrpcController } from './orders.grpc-controller';
 import { SAMPLE_GRPC_SERVICES } from './sample-grpc.constants';
 
+/** The .proto files are not where the build expects them: the gRPC server cannot start. */
+export class SampleProtoMissingError extends Error {
+  readonly code = 'SAMPLE_GRPC_PROTO_MISSING';
+  constructor(candidates: readonly string[]) {
+    super(`apps/sample/proto/orders.proto not found (looked in ${candidates.join(', ')}); ship apps/sample/proto with the build`);
+    this.name = 'SampleProtoMissingError';
+  }
+}
+
 /**
  * Where the .proto files are: they ship beside the sources (apps/sample/proto), since the build
  * (tsc) copies no assets. From src/grpc (specs) that is two folders up; from dist/apps/sample/grpc
@@ -22,8 +31,7 @@ import { SAMPLE_GRPC_SERVICES } from './sample-grpc.constants';
 export function sampleProtoDir(from = __dirname): string {
   const candidates = [join(from, '..', '..', 'proto'), join(from, '..', '..', '..', '..', 'apps', 'sample', 'proto')];
   const found = candidates.find((dir) => existsSync(join(dir, 'orders.proto')));
-  if (!found)
-    throw new Error(`apps/sample/proto/orders.proto not found (looked in ${candidates.join(', ')}); ship apps/sample/proto with the build`);
+  if (!found) throw new SampleProtoMissingError(candidates);
   return found;
 }
 
