@@ -2,7 +2,7 @@ import { Agent, request } from 'node:http';
 import { ADAPTERS, AppInstance, startSample } from './support/apps';
 import { httpGet } from './support/http';
 import { PostgresInstance, startPostgres } from './support/postgres';
-import { delay, ManagedProcess } from './support/process';
+import { delay, logEvents } from './support/process';
 import { RedisInstance, startRedis } from './support/redis';
 
 /**
@@ -47,20 +47,9 @@ async function observeUntil(sample: AppInstance, status: number, timeoutMs: numb
 }
 
 /** The sample's structured log events of one name (pino prints one JSON object per line). */
-function logEvents(proc: ManagedProcess, event: string): Record<string, unknown>[] {
-  return proc.stdout.flatMap((line) => {
-    if (!line.startsWith('{')) return [];
-    try {
-      const record = JSON.parse(line) as Record<string, unknown>;
-      return record.event === event ? [record] : [];
-    } catch {
-      return [];
-    }
-  });
-}
 
 function readinessFlips(sample: AppInstance): boolean[] {
-  return logEvents(sample.process, 'health.readiness_changed').map((e) => e.ready as boolean);
+  return logEvents(sample.process.stdout, 'health.readiness_changed').map((e) => e.ready as boolean);
 }
 
 describe('readiness on real PostgreSQL and Redis', () => {
@@ -148,7 +137,9 @@ describe('readiness on real PostgreSQL and Redis', () => {
           // machine) turns a check down, and readiness with it: correct, and logged. A 503 without
           // such a logged failure would mean the probes themselves failed.
           await delay(500);
-          const downs = logEvents(sample!.process, 'health.check_changed').filter((e) => e.to === 'down' && Number(e.time) >= started);
+          const downs = logEvents(sample!.process.stdout, 'health.check_changed').filter(
+            (e) => e.to === 'down' && Number(e.time) >= started,
+          );
           expect(downs).not.toEqual([]);
         }
         // One check run per interval, plus one for a run already started when counting began.
@@ -235,7 +226,7 @@ describe('readiness on real PostgreSQL and Redis', () => {
         expect(body).not.toContain(secret);
       }
       // The outages above were logged, with the dependency named.
-      expect(logEvents(sample!.process, 'health.check_changed').map((e) => `${e.check}:${e.to}`)).toEqual(
+      expect(logEvents(sample!.process.stdout, 'health.check_changed').map((e) => `${e.check}:${e.to}`)).toEqual(
         expect.arrayContaining(['cache:down', 'cache:up', 'database:down', 'database:up']),
       );
     });

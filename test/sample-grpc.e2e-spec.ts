@@ -3,7 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ADAPTERS, type AppInstance, ROOT, startSample } from './support/apps';
 import { freePort } from './support/ports';
-import { delay, type ManagedProcess } from './support/process';
+import { delay, logEvents } from './support/process';
 
 /**
  * The sample's gRPC endpoint (PORT_GRPC), as a client sees it from outside the process: the orders
@@ -78,18 +78,6 @@ class SampleClient {
   }
 }
 
-function logEvents(proc: ManagedProcess, event: string): Record<string, unknown>[] {
-  return proc.stdout.flatMap((line) => {
-    if (!line.startsWith('{')) return [];
-    try {
-      const record = JSON.parse(line) as Record<string, unknown>;
-      return record.event === event ? [record] : [];
-    } catch {
-      return [];
-    }
-  });
-}
-
 async function createOrder(sample: AppInstance, item: string, quantity: number): Promise<Order> {
   const res = await fetch(`${sample.url}/orders`, {
     method: 'POST',
@@ -119,7 +107,7 @@ describe.each(ADAPTERS)('the sample over gRPC on %s', (adapter) => {
 
   it('serves the orders over gRPC beside HTTP, quotes decided by the canary rules, grpc.health.v1 and the RPC metrics', async () => {
     const { sample, client } = await start();
-    expect(logEvents(sample.process, 'grpc.listening')).toEqual([expect.objectContaining({ host: '127.0.0.1' })]);
+    expect(logEvents(sample.process.stdout, 'grpc.listening')).toEqual([expect.objectContaining({ host: '127.0.0.1' })]);
 
     // grpc.health.v1 follows readiness, for the whole server and for the sample's services by name.
     expect(await client.check('')).toBe(SERVING);
@@ -218,7 +206,7 @@ describe.each(ADAPTERS)('the sample over gRPC on %s', (adapter) => {
 
     const exit = await sample.process.waitForExit(10_000);
     expect(exit.code).toBe(0);
-    expect(logEvents(sample.process, 'grpc.stopped')).toEqual([expect.objectContaining({ forced: true })]);
-    expect(logEvents(sample.process, 'lifecycle.deadline_exceeded')).toEqual([]);
+    expect(logEvents(sample.process.stdout, 'grpc.stopped')).toEqual([expect.objectContaining({ forced: true })]);
+    expect(logEvents(sample.process.stdout, 'lifecycle.deadline_exceeded')).toEqual([]);
   }, 30_000);
 });

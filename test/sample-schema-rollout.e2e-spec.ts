@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { Client } from 'pg';
 import { type Adapter, type AppInstance, ROOT, startSample } from './support/apps';
 import { type PostgresInstance, startPostgres } from './support/postgres';
-import { delay, type ManagedProcess, startProcess } from './support/process';
+import { delay, logEvents, type ManagedProcess, startProcess } from './support/process';
 
 /** The migration job of the built sample. */
 const MIGRATE_JOB = join(ROOT, 'dist/apps/sample/database/migrate.js');
@@ -45,18 +45,6 @@ interface Order {
 interface Release {
   readonly phase: Phase;
   readonly instance: AppInstance;
-}
-
-function logEvents(proc: ManagedProcess, event: string): Record<string, unknown>[] {
-  return proc.stdout.flatMap((line) => {
-    if (!line.startsWith('{')) return [];
-    try {
-      const record = JSON.parse(line) as Record<string, unknown>;
-      return record.event === event ? [record] : [];
-    } catch {
-      return [];
-    }
-  });
 }
 
 async function createOrder(release: Release, item: string, quantity: number): Promise<Order> {
@@ -175,7 +163,7 @@ describe('the orders schema change rolled out release by release over one Postgr
   it('runs each release beside the one before it: it migrates under traffic, both serve reads and writes both ways, and the older one restarts on the newer schema', async () => {
     const adapters: Adapter[] = ['express', 'fastify'];
     let old = await start('before', 'express', 'orders-before');
-    expect(logEvents(old.instance.process, 'database.migrated').map((e) => e.migrations)).toEqual([[MIGRATION_OF.before]]);
+    expect(logEvents(old.instance.process.stdout, 'database.migrated').map((e) => e.migrations)).toEqual([[MIGRATION_OF.before]]);
     expect(await columns()).toEqual(COLUMNS_AFTER.before);
     // Milliseconds in the text that the backfill must carry over exactly.
     const written = new Map<string, Order>();
@@ -189,7 +177,7 @@ describe('the orders schema change rolled out release by release over one Postgr
       expect({ phase, failures }).toEqual({ phase, failures: [] });
       expect(rounds).toBeGreaterThan(0);
 
-      expect({ phase, migrated: logEvents(next.instance.process, 'database.migrated').map((e) => e.migrations) }).toEqual({
+      expect({ phase, migrated: logEvents(next.instance.process.stdout, 'database.migrated').map((e) => e.migrations) }).toEqual({
         phase,
         migrated: [[MIGRATION_OF[phase]]],
       });
@@ -198,8 +186,8 @@ describe('the orders schema change rolled out release by release over one Postgr
 
       // The older release started after the migration: nothing left to migrate, and it serves.
       const restarted = await start(old.phase, adapters[step % 2 === 0 ? 1 : 0], `orders-${old.phase}-restarted`);
-      expect(logEvents(restarted.instance.process, 'database.migrated')).toEqual([]);
-      expect(logEvents(restarted.instance.process, 'database.connected')).toEqual([
+      expect(logEvents(restarted.instance.process.stdout, 'database.migrated')).toEqual([]);
+      expect(logEvents(restarted.instance.process.stdout, 'database.connected')).toEqual([
         expect.objectContaining({ schema_phase: old.phase, dependency: 'postgres' }),
       ]);
       await bothServe(restarted, next, written);
@@ -226,14 +214,14 @@ describe('the orders schema change rolled out release by release over one Postgr
 
     const first = await runJob('migrate-job', { DATABASE_URL: url, ORDERS_SCHEMA_PHASE: 'expand' });
     expect({ code: first.code, stderr: first.proc.stderr }).toEqual({ code: 0, stderr: [] });
-    expect(logEvents(first.proc, 'database.migrated').map((e) => [e.schema_phase, e.migrations])).toEqual([
+    expect(logEvents(first.proc.stdout, 'database.migrated').map((e) => [e.schema_phase, e.migrations])).toEqual([
       ['expand', [MIGRATION_OF.before, MIGRATION_OF.expand]],
     ]);
     expect(await columns(url)).toEqual(COLUMNS_AFTER.expand);
 
     const again = await runJob('migrate-job-again', { DATABASE_URL: url, ORDERS_SCHEMA_PHASE: 'expand' });
     expect(again.code).toBe(0);
-    expect(logEvents(again.proc, 'database.migrated').map((e) => e.migrations)).toEqual([[]]);
+    expect(logEvents(again.proc.stdout, 'database.migrated').map((e) => e.migrations)).toEqual([[]]);
 
     // The instances' own user may read and write the orders, and nothing more: start-up must find
     // nothing to migrate and issue no DDL.
@@ -245,7 +233,7 @@ describe('the orders schema change rolled out release by release over one Postgr
     );
     const appUrl = url.replace(/^postgres:\/\/postgres:[^@]+@/, 'postgres://orders_app:app-pw-1234@');
     const release = await start('expand', 'express', 'orders-after-job', appUrl);
-    expect(logEvents(release.instance.process, 'database.migrated')).toEqual([]);
+    expect(logEvents(release.instance.process.stdout, 'database.migrated')).toEqual([]);
     const order = await createOrder(release, 'after the job', 1);
     expect(await getOrder(release, order.id)).toEqual(order);
     expect((await release.instance.stop()).code).toBe(0);
@@ -255,7 +243,7 @@ describe('the orders schema change rolled out release by release over one Postgr
       ORDERS_SCHEMA_PHASE: 'expand',
     });
     expect(refused.code).toBe(1);
-    expect(logEvents(refused.proc, 'database.migration_failed')).toEqual([
+    expect(logEvents(refused.proc.stdout, 'database.migration_failed')).toEqual([
       expect.objectContaining({ error: expect.objectContaining({ message: expect.stringContaining('password authentication failed') }) }),
     ]);
     expect(refused.proc.stderr).toEqual([expect.stringMatching(/^Migration failed: .*password authentication failed/)]);
