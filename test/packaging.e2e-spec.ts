@@ -26,7 +26,7 @@ import {
 
 /**
  * Every lib is a real npm package: its imports are declared, and the tarball `npm pack` makes
- * installs and runs in an app outside this repository, on Nest 11 and on Nest 12.
+ * installs and runs in an app outside this repository, on Nest 11 and on Nest 12, with either adapter.
  */
 const ROOT = join(__dirname, '..');
 const LIBS = readdirSync(join(ROOT, 'libs')).filter((name) =>
@@ -269,6 +269,7 @@ const { Controller, Get, Injectable, Module, Query } = require('@nestjs/common')
 const { NestFactory } = require('@nestjs/core');
 const { LifecycleModule, LifecycleService } = require('@nest-rollout/lifecycle');
 const { HealthModule } = require('@nest-rollout/health');
+const { Canary, CanaryDecision, CanaryModule } = require('@nest-rollout/canary');
 ${withLogging ? "const { LoggingModule, Logger } = require('@nest-rollout/logging');" : ''}
 ${adapter === 'fastify' ? "const { FastifyAdapter } = require('@nestjs/platform-fastify');" : ''}
 
@@ -290,6 +291,7 @@ class HelloController {
   async slow(ms) { await new Promise((r) => setTimeout(r, Number(ms))); return { slow: true }; }
   release() { releaseWarmup(); return { released: true }; }
   inflight() { return { inFlight: this.lifecycle.inFlightRequests }; }
+  quote(decision) { return { variant: decision.variant, reason: decision.reason }; }
 }
 const route = (path, name) => Get(path)(HelloController.prototype, name, Object.getOwnPropertyDescriptor(HelloController.prototype, name));
 route('hello', 'hello');
@@ -297,6 +299,9 @@ Query('ms')(HelloController.prototype, 'slow', 0);
 route('slow', 'slow');
 route('warmup/release', 'release');
 route('inflight', 'inflight');
+CanaryDecision()(HelloController.prototype, 'quote', 0);
+Canary()(HelloController.prototype, 'quote', Object.getOwnPropertyDescriptor(HelloController.prototype, 'quote'));
+route('quote', 'quote');
 Reflect.defineMetadata('design:paramtypes', [LifecycleService], HelloController);
 Controller()(HelloController);
 
@@ -306,6 +311,7 @@ Module({
     ${withLogging ? 'LoggingModule.forRoot(),' : ''}
     LifecycleModule.forRoot({ drainDelayMs: 2000, minReadyDelayMs: 0 }),
     HealthModule.forRoot(),
+    CanaryModule.forRoot({ rules: { header: { 'x-env': 'canary' } } }),
   ],
   controllers: [HelloController],
   providers: [CachePrimer],
@@ -326,9 +332,9 @@ interface Reply {
   connection: string | undefined;
 }
 
-function get(port: number, path: string): Promise<Reply> {
+function get(port: number, path: string, headers: Record<string, string> = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+    const req = request({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
       let body = '';
       res.on('data', (chunk: Buffer) => (body += chunk.toString()));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body, connection: res.headers.connection }));
@@ -376,7 +382,9 @@ describe('packed tarballs outside the repository', () => {
 
   const CASES = [
     { nest: '11', adapter: 'express', withLogging: true },
-    { nest: '12', adapter: 'fastify', withLogging: false },
+    { nest: '11', adapter: 'fastify', withLogging: false },
+    { nest: '12', adapter: 'express', withLogging: false },
+    { nest: '12', adapter: 'fastify', withLogging: true },
   ] as const;
 
   for (const { nest, adapter, withLogging } of CASES) {
@@ -416,6 +424,12 @@ describe('packed tarballs outside the repository', () => {
 
           // Serving at once, ready only once the warm-up task is over.
           expect(await get(port, '/hello')).toMatchObject({ status: 200, body: '{"hello":"world"}' });
+          // @Canary() decides on the adapter's hooks of this Nest version.
+          expect(await get(port, '/quote', { 'x-env': 'canary' })).toMatchObject({
+            status: 200,
+            body: '{"variant":"canary","reason":"header"}',
+          });
+          expect(await get(port, '/quote')).toMatchObject({ status: 200, body: '{"variant":"stable","reason":"no_match"}' });
           expect((await get(port, '/health/live')).status).toBe(200);
           expect((await get(port, '/health/ready')).status).toBe(503);
           expect((await get(port, '/health/startup')).status).toBe(503);
