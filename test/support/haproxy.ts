@@ -14,6 +14,10 @@ export interface HaproxyBackendServer {
   /** Server name in the config, in stats and in the `x-served-by` header. */
   readonly name: string;
   readonly port: number;
+  /** Checks go to this port instead of `port` (a probe served on a port of its own). */
+  readonly checkPort?: number;
+  /** Starts in maintenance (`disabled`): no traffic and no checks until `set server ... state ready`. */
+  readonly disabled?: boolean;
 }
 
 export interface HaproxyOptions {
@@ -32,6 +36,12 @@ export interface HaproxyOptions {
   readonly rise?: number;
   /** How HAProxy shares its idle connections to the servers. @default 'always' */
   readonly httpReuse?: 'never' | 'safe' | 'aggressive' | 'always';
+  /**
+   * `tcp` balances connections, not requests, as kube-proxy does: a client's keep-alive connection
+   * stays on the instance it first reached until one side closes it, whatever the checks say.
+   * Responses then carry no `x-served-by`. @default 'http'
+   */
+  readonly mode?: 'http' | 'tcp';
 }
 
 /** One row of `show stat`, keyed by the CSV header (pxname, svname, status, stot, hrsp_5xx, ...). */
@@ -80,6 +90,7 @@ export function haproxyConfig(options: HaproxyOptions & { port: number; socket: 
   const fastinter = options.checkFastIntervalMs ?? 100;
   const fall = options.fall ?? 2;
   const rise = options.rise ?? 2;
+  const http = (options.mode ?? 'http') === 'http';
   return [
     'global',
     '  nbthread 1',
@@ -88,26 +99,24 @@ export function haproxyConfig(options: HaproxyOptions & { port: number; socket: 
     '  log stdout format raw local0 info',
     '',
     'defaults',
-    '  mode http',
+    `  mode ${http ? 'http' : 'tcp'}`,
     '  log global',
-    '  option httplog',
+    http ? '  option httplog' : '  option tcplog',
     '  option dontlog-normal',
     '  option log-health-checks',
-    '  option http-keep-alive',
-    `  http-reuse ${options.httpReuse ?? 'always'}`,
+    ...(http ? ['  option http-keep-alive', `  http-reuse ${options.httpReuse ?? 'always'}`] : []),
     '  retries 0',
     '  timeout connect 1s',
     '  timeout check 1s',
     '  timeout client 15s',
     '  timeout server 15s',
-    '  timeout http-request 5s',
-    '  timeout http-keep-alive 15s',
+    ...(http ? ['  timeout http-request 5s', '  timeout http-keep-alive 15s'] : []),
     '  timeout queue 2s',
     '',
     'frontend public',
     `  bind 127.0.0.1:${options.port}`,
     `  default_backend ${BACKEND}`,
-    `  http-response set-header ${SERVED_BY_HEADER} %[srv_name]`,
+    ...(http ? [`  http-response set-header ${SERVED_BY_HEADER} %[srv_name]`] : []),
     '',
     `backend ${BACKEND}`,
     '  balance roundrobin',
@@ -115,7 +124,9 @@ export function haproxyConfig(options: HaproxyOptions & { port: number; socket: 
     `  http-check send meth GET uri ${options.healthPath ?? '/health/ready'} ver HTTP/1.1 hdr Host localhost`,
     '  http-check expect status 200',
     `  default-server check inter ${inter}ms fastinter ${fastinter}ms fall ${fall} rise ${rise}`,
-    ...options.servers.map((s) => `  server ${s.name} 127.0.0.1:${s.port}`),
+    ...options.servers.map(
+      (s) => `  server ${s.name} 127.0.0.1:${s.port}${s.checkPort ? ` port ${s.checkPort}` : ''}${s.disabled ? ' disabled' : ''}`,
+    ),
     '',
   ].join('\n');
 }

@@ -13,6 +13,10 @@ export interface LoadOptions {
   readonly requestTimeoutMs?: number;
   /** Share of requests sent to `/demo/slow?ms=<slowMs range>` instead of `GET /orders`. @default 0.1 */
   readonly slowShare?: number;
+  /** Share of requests sent as `POST /orders` with a small JSON order (never retried by a balancer). @default 0 */
+  readonly postShare?: number;
+  /** Keep each worker's connection open between its requests; `false` opens a new one per request. @default true */
+  readonly keepAlive?: boolean;
   /** @default [50, 200] */
   readonly slowMs?: readonly [number, number];
   /** Response header naming the server that answered, counted in `byServer`. @default 'x-served-by' */
@@ -35,6 +39,8 @@ export interface RequestRecord {
   readonly startedAt: number;
   readonly endedAt: number;
   readonly path: string;
+  /** Set for a request other than GET. */
+  readonly method?: string;
   /** Set when a complete response arrived. */
   readonly status?: number;
   /** Set when no complete response arrived: `ECONNRESET`, `socket hang up`, `ECONNREFUSED`, `timeout`, ... */
@@ -68,17 +74,24 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const slowShare = options.slowShare ?? 0.1;
   const [slowMin, slowMax] = options.slowMs ?? [50, 200];
   const serverHeader = (options.serverHeader ?? 'x-served-by').toLowerCase();
-  const agent = new Agent({ keepAlive: true, maxSockets: connections, maxFreeSockets: connections, scheduling: 'fifo' });
+  const postShare = options.postShare ?? 0;
+  const keepAlive = options.keepAlive ?? true;
+  const agent = new Agent({ keepAlive, maxSockets: connections, maxFreeSockets: connections, scheduling: 'fifo' });
   const records: RequestRecord[] = [];
   const started = Date.now();
   const endAt = started + options.durationMs;
   let sent = 0;
 
-  const nextPath = () =>
-    options.path ??
-    (Math.random() < slowShare ? `/demo/slow?ms=${slowMin + Math.floor(Math.random() * (slowMax - slowMin + 1))}` : '/orders');
+  const nextRequest = (): { path: string; method?: string } => {
+    if (options.path !== undefined) return { path: options.path };
+    const draw = Math.random();
+    if (draw < postShare) return { path: '/orders', method: 'POST' };
+    if (draw < postShare + slowShare) return { path: `/demo/slow?ms=${slowMin + Math.floor(Math.random() * (slowMax - slowMin + 1))}` };
+    return { path: '/orders' };
+  };
+  const orderBody = JSON.stringify({ item: 'book', quantity: 1 });
 
-  const one = (path: string) =>
+  const one = ({ path, method }: { path: string; method?: string }) =>
     new Promise<RequestRecord>((resolve) => {
       const startedAt = Date.now();
       let settled = false;
@@ -88,11 +101,12 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       const finish = (outcome: { status?: number; error?: string }) => {
         if (settled) return;
         settled = true;
-        const record = { startedAt, endedAt: Date.now(), path, server, ...outcome };
+        const record = { startedAt, endedAt: Date.now(), path, ...(method ? { method } : {}), server, ...outcome };
         options.onRecord?.(record);
         resolve(record);
       };
-      const req = request(`${options.url}${path}`, { agent, headers: options.headers }, (res) => {
+      const headers = method === 'POST' ? { ...options.headers, 'content-type': 'application/json' } : options.headers;
+      const req = request(`${options.url}${path}`, { agent, headers, method }, (res) => {
         status = res.statusCode;
         const header = res.headers[serverHeader];
         server = Array.isArray(header) ? header[0] : header;
@@ -110,13 +124,13 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       });
       req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error('timeout'), { code: 'timeout' })));
       req.on('error', (error) => finish({ error: errorKind(error) }));
-      req.end();
+      req.end(method === 'POST' ? orderBody : undefined);
     });
 
   const worker = async () => {
     while (Date.now() < endAt && sent < maxRequests && !options.signal?.aborted) {
       sent += 1;
-      records.push(await one(nextPath()));
+      records.push(await one(nextRequest()));
     }
   };
   try {

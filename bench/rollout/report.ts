@@ -1,0 +1,49 @@
+import { describeExits, describeFailures, RunResult } from './scenarios';
+
+/** One line per run, printed as it ends. */
+export function formatRunLine(r: RunResult): string {
+  const o = r.options;
+  const marks = r.stopped
+    .map((s) => {
+      const since = (t: number | undefined) => (t === undefined ? '-' : `+${t - s.signalledAt}`);
+      return `${s.slot}: ready 503 ${since(s.readinessFailedAt)}, out ${since(s.balancerOutAt)}, exit ${s.exit ? since(s.exit.at) : 'never'} ms`;
+    })
+    .join('; ');
+  return (
+    `${o.scenario} ${o.balancer} ${o.load.keepAlive ? 'keep-alive' : 'close'} ${o.app}/${o.adapter}: ` +
+    `${r.failed}/${r.sent} failed (${describeFailures(r.failures)})${r.failed > 0 ? ` over ${r.lossSpanMs} ms` : ''}, ` +
+    `p50/p99 in the switch ${r.p50Ms}/${r.p99Ms} ms; ${marks}`
+  );
+}
+
+/** The markdown table: one row per run. */
+export function formatTable(results: readonly RunResult[]): string {
+  const header = [
+    'scenario',
+    'balancer',
+    'client',
+    'app',
+    'adapter',
+    'requests',
+    'failed',
+    'failures by kind',
+    'loss span ms',
+    'p50 / p99 ms',
+    'exit s after SIGTERM',
+  ];
+  const rows = results.map((r) => [
+    r.options.scenario,
+    r.options.balancer,
+    r.options.load.keepAlive ? 'keep-alive' : 'close',
+    r.options.app,
+    r.options.adapter,
+    String(r.sent),
+    String(r.failed),
+    describeFailures(r.failures),
+    r.failed > 0 ? String(r.lossSpanMs) : '-',
+    `${r.p50Ms} / ${r.p99Ms}`,
+    r.options.scenario === 'kill-9' ? '(killed)' : describeExits(r),
+  ]);
+  const line = (cells: readonly string[]) => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
