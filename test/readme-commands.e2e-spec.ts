@@ -1,11 +1,10 @@
-import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { ROOT } from './support/apps';
 import { httpGet, waitForHttpStatus } from './support/http';
 import { freePort } from './support/ports';
 import { logEvents, ManagedProcess, startProcess } from './support/process';
+import { cleanCopy, newcomerEnvironment } from './support/repository';
 
 /**
  * The README's two commands, as a newcomer runs them. The first runs exactly as written, through
@@ -21,33 +20,6 @@ function readmeCommands(): string[] {
     .split('\n')
     .map((line) => line.replace(/\s+#.*$/, '').trim())
     .filter(Boolean);
-}
-
-/** The files of the repository as a fresh clone has them (tracked, or new and not ignored). */
-function cleanCopy(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'nest-rollout-clean-'));
-  const files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: ROOT, encoding: 'utf8' })
-    .split('\0')
-    .filter(Boolean);
-  for (const file of files) {
-    try {
-      mkdirSync(dirname(join(dir, file)), { recursive: true });
-      copyFileSync(join(ROOT, file), join(dir, file));
-    } catch (error) {
-      // A file deleted in the working tree but not yet in the index is not in a fresh clone either.
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    }
-  }
-  return dir;
-}
-
-/** A newcomer's shell: none of the variables that npm, Jest or an outer `npm test` put in ours. */
-function newcomerEnvironment(port: number): Record<string, string | undefined> {
-  const env: Record<string, string | undefined> = { PORT: String(port) };
-  for (const name of Object.keys(process.env)) {
-    if (/^(npm_|JEST_)/i.test(name) || ['NODE_ENV', 'INIT_CWD', 'COLOR', 'NODE', 'TS_JEST'].includes(name)) env[name] = undefined;
-  }
-  return env;
 }
 
 describe('the README', () => {
@@ -73,7 +45,13 @@ describe('the README', () => {
       copy = cleanCopy();
       port = await freePort();
       // PORT only moves the service off 3000, which another process on a CI machine may hold.
-      proc = startProcess({ name: 'npm-start', command: 'bash', args: ['-c', start], cwd: copy, env: newcomerEnvironment(port) });
+      proc = startProcess({
+        name: 'npm-start',
+        command: 'bash',
+        args: ['-c', start],
+        cwd: copy,
+        env: newcomerEnvironment({ PORT: String(port) }),
+      });
       await waitForHttpStatus(`http://127.0.0.1:${port}/health/ready`, { status: 200, timeoutMs: 600_000, proc });
     }, 660_000);
 
