@@ -48,7 +48,6 @@ export function startRolloutApp(app: RolloutAppKind, adapter: Adapter, slot: Slo
         SHUTDOWN_TIMEOUT_MS: '5000',
         MIN_READY_DELAY_MS: '100',
         APP_COLOR: slot.name.startsWith('g') ? 'green' : 'blue',
-        LOG_LEVEL: 'warn',
       },
     });
   }

@@ -60,6 +60,8 @@ export interface StoppedInstance {
   readonly balancerOutAt?: number;
   /** Undefined when it did not exit within the bound (it was then killed). */
   readonly exit?: ProcessExit;
+  /** Its stdout, line by line (the sample's structured log events). */
+  readonly stdout: readonly string[];
 }
 
 export interface FailureCounts {
@@ -147,7 +149,15 @@ export async function runRollout(options: RunOptions): Promise<RunResult> {
       // In blue-green the balancer took it out at the switch, before its SIGTERM.
       const out = balancer!.events.find((e) => e.slot === slot.name && e.kind === 'out')?.at;
       if (out !== undefined) markers.push({ at: out, kind: 'balancer out', slot: slot.name });
-      return { slot: slot.name, signal, signalledAt, readinessFailedAt: failedAt, balancerOutAt: out, exit };
+      return {
+        slot: slot.name,
+        signal,
+        signalledAt,
+        readinessFailedAt: failedAt,
+        balancerOutAt: out,
+        exit,
+        stdout: instance.process.stdout,
+      };
     })();
     stopped.push(result);
     return result;
