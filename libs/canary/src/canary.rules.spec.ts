@@ -4,6 +4,7 @@ import { parseCanaryRules } from './canary.options';
 import { CompiledCanaryRules } from './canary.rules';
 import type { CanaryEvaluationContext } from './canary.rules';
 
+const QUIET = { error: () => undefined, warn: () => undefined, info: () => undefined, debug: () => undefined };
 const gatewayVerified = { unverified: true, verifiedBy: 'gateway', header: 'authorization' } as const;
 const compile = (rules: unknown) => CompiledCanaryRules.compile(parseCanaryRules(rules, gatewayVerified as never));
 const user = (key: string): CanaryEvaluationContext => ({ targetingKey: key, headers: {}, cookies: {}, claims: {} });
@@ -99,42 +100,58 @@ describe('CompiledCanaryRules', () => {
     ).toThrow(CanaryRulesError);
   });
 
-  it('answers without flagd only where flagd would answer stable, no_match: a request without any matched attribute', () => {
+  it('answers shorthand rules without flagd exactly as flagd-core does, variant and reason, percentages included', () => {
     const ruleSets = [
       { header: { 'X-Env': 'canary', 'x-team': ['a', 'b'] } },
       { header: { 'x-build': { regex: '^rc-' } }, cookie: { cohort: 'beta' } },
       { claim: { plan: 'beta' }, cookie: { cohort: ['beta', 'staff'] } },
+      { percent: 20, stickyKey: 'header:x-user' },
+      { percent: 0.5, stickyKey: 'cookie:cohort' },
+      { percent: 100, stickyKey: 'claim:sub' },
+      {
+        header: { 'x-env': ['canary', 'beta'] },
+        claim: { plan: { regex: 'a$' } },
+        percent: 37.5,
+        stickyKey: 'claim:sub',
+        flagKey: 'checkout',
+      },
     ];
-    const values = [undefined, 'canary', 'a', 'rc-1', 'beta', 'staff', 'x'];
-    let skipped = 0;
+    const values = [undefined, 'canary', 'a', 'rc-1', 'beta', 'staff', 'x', ''];
+    const seen = new Set<string>();
     for (const rules of ruleSets) {
       const compiled = compile(rules);
-      const flagd = new FlagdCore();
-      flagd.setConfigurations(JSON.stringify(compiled.flagSet));
-      for (let i = 0; i < 400; i++) {
+      expect(compiled.shorthand).toBeDefined();
+      const edge = new FlagdCore();
+      edge.setConfigurations(JSON.stringify(compiled.flagSet));
+      for (let i = 0; i < 1500; i++) {
         // A fixed pseudo-random draw per attribute: each value, absent (undefined) included, turns up.
         const pick = (n: number) => values[Math.floor(((Math.sin(i * 31 + n * 97) + 1) / 2) * values.length) % values.length];
-        const context: CanaryEvaluationContext = {
-          headers: { 'x-env': pick(1), 'x-team': pick(2), 'x-build': pick(3), 'x-other': pick(4) },
-          cookies: Object.fromEntries(Object.entries({ cohort: pick(5), theme: pick(6) }).filter(([, v]) => v !== undefined)) as never,
-          claims: { plan: pick(7) },
+        const sub = i % 7 === 0 ? pick(9) : i % 11 === 0 ? i : `user-${i}`;
+        const claims = { plan: i % 13 === 0 ? 7 : pick(7), sub };
+        const headers = {
+          'x-env': i % 17 === 0 ? ['canary', 'x'] : pick(1),
+          'x-team': pick(2),
+          'x-build': pick(3),
+          'x-user': pick(4) && `u${i}`,
         };
-        context.matches = Object.fromEntries(
-          compiled.regexes.map((r) => [
-            r.id,
-            typeof context[r.source][r.name] === 'string' && r.pattern.test(String(context[r.source][r.name])),
-          ]),
+        const cookies = Object.fromEntries(
+          Object.entries({ cohort: i % 2 === 0 ? pick(5) : pick(5) && `${pick(5)}${i % 3}`, theme: pick(6) }).filter(
+            ([, v]) => v !== undefined,
+          ),
         );
-        const expected = flagd.resolveStringEvaluation(compiled.flagKey, 'stable', context as never, console as never).value;
-        if (compiled.decidedByAbsence(context)) {
-          skipped++;
-          expect(expected).toBe('stable');
-        }
-        expect(compiled.evaluate(context).variant).toBe(expected);
+        const sticky = compiled.sticky && { headers, cookies, claims }[compiled.sticky.source][compiled.sticky.name];
+        const targetingKey = (typeof sticky === 'string' && sticky !== '') || typeof sticky === 'number' ? String(sticky) : undefined;
+        const context = (): CanaryEvaluationContext => ({ headers, cookies: cookies as Record<string, string>, claims, targetingKey });
+        const fast = compiled.evaluate(context());
+        expect(fast).toEqual(compiled.evaluateWithFlagd(context()));
+        const withRegexes = context();
+        compiled.evaluateWithFlagd(withRegexes); // fills withRegexes.matches for the edge, which has no regex
+        expect(fast.variant).toBe(edge.resolveStringEvaluation(compiled.flagKey, 'stable', withRegexes as never, QUIET as never).value);
+        seen.add(`${fast.variant}:${fast.reason}`);
       }
     }
-    expect(skipped).toBeGreaterThan(10);
-    // A percentage is never answered without flagd.
-    expect(compile({ percent: 50, stickyKey: 'header:x-user' }).decidedByAbsence({ headers: {}, cookies: {}, claims: {} })).toBe(false);
+    expect([...seen].sort()).toEqual(
+      ['canary:claim', 'canary:cookie', 'canary:header', 'canary:percent', 'stable:no_match', 'stable:no_sticky_key'].sort(),
+    );
   });
 });

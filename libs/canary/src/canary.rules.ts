@@ -4,6 +4,7 @@ import type { EvaluationContext, Logger } from '@openfeature/core';
 import { CanaryRulesError } from './canary.errors';
 import { isFlagRules, PERCENT_DECIMALS } from './canary.options';
 import type { CanaryMatcher, CanaryRules } from './canary.options';
+import { ShorthandMatcher } from './canary.shorthand';
 import type { CanaryReason, CanaryVariant } from './canary.types';
 
 /** The whole of a percentage: `fractional` weights are integers, so 100 % is 10^6 buckets (0.0001 % each). */
@@ -52,8 +53,6 @@ export interface CanaryFlagSet {
   readonly flags: Readonly<Record<string, Flag>>;
 }
 
-const NO_MATCH: RuleOutcome = Object.freeze({ variant: 'stable', reason: 'no_match' });
-
 const QUIET: Logger = { error: () => undefined, warn: () => undefined, info: () => undefined, debug: () => undefined };
 
 /**
@@ -79,11 +78,10 @@ export class CompiledCanaryRules {
     private readonly onlyReason: CanaryReason | undefined,
     private readonly percent: number,
     /**
-     * Shorthand rules only: every attribute a match rule reads. A request carrying none of them
-     * fails every match, so without a percentage flagd would answer `stable`; the evaluation is then
-     * skipped (the spec holds the two answers equal). Undefined for a flagd definition.
+     * Shorthand rules only: the same answers as `core`, run as plain code on the request path (see
+     * ShorthandMatcher). Undefined for a flagd definition, which flagd-core evaluates per request.
      */
-    readonly matchAttributes?: readonly StickySource[],
+    readonly shorthand?: ShorthandMatcher,
   ) {
     this.needs = {
       cookies: sticky?.source === 'cookies' || regexes.some((r) => r.source === 'cookies') || usesVar(flagSet, 'cookies.'),
@@ -162,29 +160,30 @@ export class CompiledCanaryRules {
       reasonCore,
       kinds.length === 1 ? kinds[0] : undefined,
       percent,
-      [
-        ...attributes('headers', rules.header, (name) => name.toLowerCase()),
-        ...attributes('cookies', rules.cookie),
-        ...attributes('claims', rules.claim),
-      ],
+      ShorthandMatcher.of(rules, rules.flagKey, weight, TOTAL_WEIGHT),
     );
-  }
-
-  /**
-   * True when flagd's answer is known without asking it: shorthand rules without a percentage, and
-   * a request that carries none of the attributes the match rules read (every match fails, so the
-   * answer is `stable`, `no_match`).
-   */
-  decidedByAbsence(context: Pick<CanaryEvaluationContext, 'headers' | 'cookies' | 'claims'>): boolean {
-    const attributes = this.matchAttributes;
-    if (attributes === undefined || this.percent > 0) return false;
-    for (const { source, name } of attributes) if (context[source][name] !== undefined) return false;
-    return true;
   }
 
   /** One decision; never throws (an evaluation error keeps the request stable). */
   evaluate(context: CanaryEvaluationContext): RuleOutcome {
-    if (this.decidedByAbsence(context)) return NO_MATCH;
+    if (this.shorthand) return this.shorthand.evaluate(context);
+    return this.evaluateWithFlagd(context);
+  }
+
+  /**
+   * The same decision by flagd-core, whatever the rules: the request path for a flagd definition,
+   * and for shorthand rules the reference the spec holds `evaluate` to. Regex rules are run here,
+   * into `context.matches` (JSON Logic has no regex).
+   */
+  evaluateWithFlagd(context: CanaryEvaluationContext): RuleOutcome {
+    if (this.regexes.length > 0 && context.matches === undefined) {
+      const matches: Record<string, boolean> = {};
+      for (const regex of this.regexes) {
+        const value = context[regex.source][regex.name];
+        matches[regex.id] = typeof value === 'string' && regex.pattern.test(value);
+      }
+      context.matches = matches;
+    }
     const flag = this.core.getFlag(this.flagKey);
     let resolution;
     try {
@@ -252,14 +251,6 @@ function anyOf(
   }
   if (conditions.length === 0) return undefined;
   return conditions.length === 1 ? conditions[0] : { or: conditions };
-}
-
-function attributes(
-  source: Source,
-  matchers: Readonly<Record<string, CanaryMatcher>> | undefined,
-  normalise: (name: string) => string = (name) => name,
-): StickySource[] {
-  return Object.keys(matchers ?? {}).map((name) => ({ source, name: normalise(name) }));
 }
 
 function parseSticky(stickyKey: string): StickySource {

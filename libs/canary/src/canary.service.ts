@@ -119,15 +119,6 @@ export class CanaryService implements OnModuleInit, OnModuleDestroy {
     claims: Readonly<Record<string, unknown>>,
   ): RuleOutcome {
     const context: CanaryEvaluationContext = { headers, cookies, claims };
-    if (compiled.regexes.length > 0) {
-      const matches: Record<string, boolean> = {};
-      for (const regex of compiled.regexes) {
-        const from = regex.source === 'headers' ? headers : regex.source === 'cookies' ? cookies : claims;
-        const value = from[regex.name];
-        matches[regex.id] = typeof value === 'string' && regex.pattern.test(value);
-      }
-      context.matches = matches;
-    }
     if (compiled.sticky) {
       const { source, name } = compiled.sticky;
       const value = (source === 'headers' ? headers : source === 'cookies' ? cookies : claims)[name];

@@ -93,8 +93,9 @@ describe('GrpcCanaryForwarder: a stable instance forwards unary calls to a canar
       baggage: 'feature_flag.result.variant=canary,userId=7',
       'x-forwarded-for': '127.0.0.1',
     });
-    // The canary's handler ran under the caller's deadline (gRPC sends it as a timeout: within a second).
-    expect(forwarded.reply?.deadlineMs).toBeLessThanOrEqual(deadline + 50);
+    // The canary's handler ran under the caller's deadline. gRPC sends it as a timeout that each hop
+    // re-anchors on receipt, so it lands a little later than sent, more so on a busy machine.
+    expect(forwarded.reply?.deadlineMs).toBeLessThanOrEqual(deadline + 1_000);
     expect(forwarded.reply?.deadlineMs).toBeGreaterThan(deadline - 1_000);
     // The canary's response metadata came back too.
     expect(forwarded.headers?.get('x-served-by')).toEqual(['v2']);
