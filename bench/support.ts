@@ -9,22 +9,44 @@ export function intEnv(name: string, fallback: number): number {
   return value;
 }
 
+/** How to fork a benchmark server (see `forkServer`). */
+export interface ForkServerOptions {
+  /** CPUs the server runs on (`taskset -c <cpus> node ...`, so every thread of it is pinned from the start). */
+  readonly cpus?: string;
+}
+
 /**
  * Forks `script` as a benchmark server (`--serve <variant> <adapter> ...args`); it answers with its
- * port over IPC once listening, and with `{ cpuMicros }` to any message.
+ * port over IPC once listening (`{ port }`, possibly with more fields: `hello`), and with
+ * `{ cpuMicros }` to any message (`{ rssBytes }` to `'rss'`, see `answerServerQueries`).
  */
 export async function forkServer(
   script: string,
   variant: string,
   adapter: string,
   args: readonly string[] = [],
-): Promise<{ child: ChildProcess; port: number }> {
-  const child = fork(script, ['--serve', variant, adapter, ...args], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('message', (message) => resolve((message as { port: number }).port));
+  options: ForkServerOptions = {},
+): Promise<{ child: ChildProcess; port: number; hello: Record<string, unknown> }> {
+  const pinned =
+    options.cpus === undefined ? {} : { execPath: 'taskset', execArgv: ['-c', options.cpus, process.execPath, ...process.execArgv] };
+  const child = fork(script, ['--serve', variant, adapter, ...args], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], ...pinned });
+  const hello = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    child.once('message', (message) => resolve(message as Record<string, unknown>));
     child.once('exit', (code) => reject(new Error(`${variant}/${adapter} server exited with ${code} before listening`)));
   });
-  return { child, port };
+  return { child, port: hello.port as number, hello };
+}
+
+/**
+ * In a benchmark server: answers the parent's queries over IPC, `'rss'` with `{ rssBytes }`
+ * (process.memoryUsage().rss) and anything else with `{ cpuMicros }` (user + system CPU time so far).
+ */
+export function answerServerQueries(): void {
+  process.on('message', (message) => {
+    if (message === 'rss') return void process.send?.({ rssBytes: process.memoryUsage().rss });
+    const { user, system } = process.cpuUsage();
+    process.send?.({ cpuMicros: user + system });
+  });
 }
 
 /** The server's user + system CPU time so far, in microseconds. */
@@ -33,6 +55,11 @@ export function serverCpuMicros(child: ChildProcess): Promise<number> {
     child.once('message', (message) => resolve((message as { cpuMicros: number }).cpuMicros));
     child.send('cpu');
   });
+}
+
+/** The server's resident set size now, in bytes (servers that answer through `answerServerQueries`). */
+export async function serverRssBytes(child: ChildProcess): Promise<number> {
+  return (await askForked<{ rssBytes: number }>(child, 'rss')).rssBytes;
 }
 
 /**
