@@ -27,6 +27,8 @@ export interface Slot {
 export interface SampleTuning {
   /** The sample's DRAIN_DELAY_MS. @default 2000 */
   readonly drainDelayMs?: number;
+  /** More environment for the sample: the canary scenario's APP_TRACK, APP_VERSION, CANARY_URL and DYNAMIC_CONFIG_FILE. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** Where each app answers readiness, as its balancer or controller must ask it. */
@@ -48,6 +50,7 @@ export function startRolloutApp(app: RolloutAppKind, adapter: Adapter, slot: Slo
         SHUTDOWN_TIMEOUT_MS: '5000',
         MIN_READY_DELAY_MS: '100',
         APP_COLOR: slot.name.startsWith('g') ? 'green' : 'blue',
+        ...tuning.env,
       },
     });
   }

@@ -11,6 +11,12 @@ export const BALANCER_KINDS: readonly BalancerKind[] = ['haproxy-http', 'haproxy
 /** HAProxy's check interval (fall 2 at `inter` then `fastinter`) and the nginx controller's poll. */
 export const CHECK_INTERVAL_MS = 200;
 export const CONTROLLER_POLL_MS = 200;
+/**
+ * Failed polls in a row before the controller takes an instance out, as HAProxy's `fall 2`: on a
+ * busy machine one probe of a healthy instance can miss its 1 s timeout, and a controller that
+ * acts on a single miss removes instances nobody stopped.
+ */
+export const CONTROLLER_FALL = 2;
 
 /** A moment the balancer acted on an instance. */
 export interface BalancerEvent {
@@ -136,15 +142,31 @@ async function startNginxBalancer(kind: BalancerKind, slots: readonly Slot[]): P
     events.push({ at: Date.now(), slot: slot.name, kind: 'out' });
   };
   // The controller (nginx-controller only): as ingress-nginx follows endpoints, an instance whose
-  // readiness stops answering 200 is taken out of the upstream by a reload.
+  // readiness stops answering 200 (CONTROLLER_FALL polls in a row) is taken out of the upstream by
+  // a reload, and one it took out that answers 200 again is put back.
   let controlling = kind === 'nginx-controller';
+  const misses = new Map<string, number>();
+  const takenOut = new Map<string, Slot>();
   const controller = (async () => {
     while (controlling) {
-      await Promise.all(
-        [...members.values()].map(async (s) => {
-          if (!(await isReady(s))) await remove(s);
+      await Promise.all([
+        ...[...members.values()].map(async (s) => {
+          if (await isReady(s)) return misses.delete(s.name);
+          const missed = (misses.get(s.name) ?? 0) + 1;
+          misses.set(s.name, missed);
+          if (missed < CONTROLLER_FALL || !members.has(s.name)) return;
+          takenOut.set(s.name, s);
+          await remove(s);
         }),
-      );
+        ...[...takenOut.values()].map(async (s) => {
+          if (!(await isReady(s))) return;
+          takenOut.delete(s.name);
+          misses.delete(s.name);
+          members.set(s.name, s);
+          await reload();
+          events.push({ at: Date.now(), slot: s.name, kind: 'in' });
+        }),
+      ]);
       await delay(CONTROLLER_POLL_MS);
     }
   })();
@@ -168,7 +190,10 @@ async function startNginxBalancer(kind: BalancerKind, slots: readonly Slot[]): P
     },
     stopping() {},
     // Without a controller, the release script takes an instance out once it is gone.
-    exited: (slot) => remove(slot),
+    exited: (slot) => {
+      takenOut.delete(slot.name);
+      return remove(slot);
+    },
     events,
     get log() {
       return nginx.process.stderr.filter((l) => !l.includes('[notice]'));

@@ -4,6 +4,7 @@ import { isOk } from '../../test/support/load';
 import { RunResult } from './scenarios';
 
 const BUCKET_MS = 100;
+const SHARE_BUCKET_MS = 500;
 
 // vega and vega-lite ship as ES modules only; this CommonJS build loads them with a real import().
 const importEsm = new Function('specifier', 'return import(specifier)') as <T>(specifier: string) => Promise<T>;
@@ -42,6 +43,8 @@ export async function renderCharts(results: readonly RunResult[], folder: string
 
 export function chartSpec(title: string, runs: readonly RunResult[]): unknown {
   const series: { app: string; t: number; answered: number; failed: number }[] = [];
+  // The canary runs: who answered the quote route, per 500 ms (per 100 ms there are too few quotes for a share).
+  const shares: { app: string; t: number; share: number }[] = [];
   const marks: { app: string; t: number; kind: string; label: string }[] = [];
   for (const run of runs) {
     const buckets = new Map<number, { answered: number; failed: number }>();
@@ -56,6 +59,20 @@ export function chartSpec(title: string, runs: readonly RunResult[]): unknown {
     for (let b = 0; b <= last; b += 1) {
       const cell = buckets.get(b) ?? { answered: 0, failed: 0 };
       series.push({ app: run.options.app, t: (b * BUCKET_MS) / 1000, ...cell });
+    }
+    if (run.canary) {
+      const quotes = new Map<number, { v2: number; all: number }>();
+      for (const r of run.records) {
+        if (r.label === undefined || !isOk(r)) continue;
+        const b = Math.floor((r.startedAt - run.startedAt) / SHARE_BUCKET_MS);
+        const cell = quotes.get(b) ?? { v2: 0, all: 0 };
+        cell.all += 1;
+        if (r.label === 'v2') cell.v2 += 1;
+        quotes.set(b, cell);
+      }
+      for (const [b, cell] of [...quotes].sort(([a], [c]) => a - c)) {
+        shares.push({ app: run.options.app, t: (b * SHARE_BUCKET_MS) / 1000, share: (100 * cell.v2) / cell.all });
+      }
     }
     for (const m of run.markers) {
       marks.push({
@@ -85,10 +102,35 @@ export function chartSpec(title: string, runs: readonly RunResult[]): unknown {
       rules,
     ],
   });
+  const sharePanel = {
+    width: 760,
+    height: 120,
+    layer: [
+      {
+        data: { values: shares },
+        mark: { type: 'line', interpolate: 'step-after', strokeWidth: 1.2 },
+        encoding: {
+          x,
+          y: { field: 'share', type: 'quantitative', title: '% of quotes by the canary', scale: { domain: [0, 100] } },
+          color,
+        },
+      },
+      rules,
+      {
+        data: { values: marks.filter((m) => m.kind === 'rules' && m.label !== '') },
+        mark: { type: 'text', angle: 270, align: 'right', baseline: 'bottom', fontSize: 8, dy: -2 },
+        encoding: { x, y: { value: 4 }, text: { field: 'label' } },
+      },
+    ],
+  };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: title, subtitle: 'dashed rules: SIGTERM / SIGKILL, readiness 503, balancer out, exit, switch (labels: the sample)' },
+    title: {
+      text: title,
+      subtitle: 'dashed rules: SIGTERM / SIGKILL, readiness 503, balancer out, exit, switch, canary rules written (labels: the sample)',
+    },
     vconcat: [
+      ...(shares.length > 0 ? [sharePanel] : []),
       panel('answered', 'answered per 100 ms'),
       {
         width: 760,

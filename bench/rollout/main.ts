@@ -4,9 +4,10 @@ import { join } from 'node:path';
 import { Adapter, ADAPTERS, PLAIN_APP_MAIN, ROOT, SAMPLE_MAIN } from '../../test/support/apps';
 import { PEER_APP_MAIN, ROLLOUT_APP_KINDS, RolloutAppKind } from './apps';
 import { BALANCER_KINDS, BalancerKind, CHECK_INTERVAL_MS } from './balancers';
+import { QUOTE_PATH, QUOTE_SHARE, USER_HEADER, USERS } from './canary';
 import { renderCharts } from './chart';
-import { formatRunLine, formatTable } from './report';
-import { LoadProfile, RunResult, runRollout, SCENARIO_KINDS, ScenarioKind } from './scenarios';
+import { formatCanaryTable, formatRunLine, formatTable } from './report';
+import { LoadProfile, RunResult, runRollout, SCENARIO_KINDS, ScenarioKind, scenarioSkipReason } from './scenarios';
 
 /**
  * Releases under load, through the balancers users run, for the sample and its peers:
@@ -16,7 +17,7 @@ import { LoadProfile, RunResult, runRollout, SCENARIO_KINDS, ScenarioKind } from
  *   npm run bench:rollout
  *   BENCH_SCENARIOS=rolling BENCH_BALANCERS=haproxy-tcp BENCH_APPS=nest-rollout,terminus npm run bench:rollout
  *
- * Env (comma-separated subsets): BENCH_SCENARIOS (rolling, blue-green, kill-9), BENCH_BALANCERS
+ * Env (comma-separated subsets): BENCH_SCENARIOS (rolling, blue-green, kill-9, canary: the sample only), BENCH_BALANCERS
  * (haproxy-http, haproxy-tcp, nginx, nginx-controller), BENCH_APPS (nest-rollout, plain:default,
  * plain:force-close, plain:return-503, lightship, terminus), BENCH_ADAPTERS (express, fastify;
  * default express), BENCH_LOADS (keep-alive, close; default both), BENCH_CONNECTIONS (32),
@@ -48,7 +49,8 @@ async function main(): Promise<void> {
     `rollout bench on ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, load average ${loadavg()
       .map((l) => l.toFixed(2))
       .join(' ')}, node ${process.version}; ${connections} connections (10 % GET /demo/slow 50-200 ms, 10 % POST /orders, ` +
-      `the rest GET /orders); HAProxy checks every ${CHECK_INTERVAL_MS} ms, fall 2`,
+      `the rest GET /orders; canary: ${QUOTE_SHARE * 100} % GET ${QUOTE_PATH} in place of GET /orders, every request with ` +
+      `${USER_HEADER} of ${USERS.length} users); HAProxy checks every ${CHECK_INTERVAL_MS} ms, fall 2`,
   );
   const results: RunResult[] = [];
   for (const scenario of scenarios) {
@@ -56,6 +58,11 @@ async function main(): Promise<void> {
       for (const loadName of loads) {
         const load: LoadProfile = { keepAlive: loadName === 'keep-alive', connections };
         for (const app of apps) {
+          const skip = scenarioSkipReason(scenario, app);
+          if (skip) {
+            console.log(`${scenario} ${balancer} ${loadName} ${app}: skipped: ${skip}`);
+            continue;
+          }
           for (const adapter of adapters) {
             try {
               const result = await runRollout({ scenario, balancer, app, adapter, load, exitBoundMs });
@@ -72,6 +79,8 @@ async function main(): Promise<void> {
     }
   }
   console.log(`\n${formatTable(results)}`);
+  const canaryTable = formatCanaryTable(results);
+  if (canaryTable !== '') console.log(`\n${canaryTable}`);
   mkdirSync(out, { recursive: true });
   writeFileSync(
     join(out, 'results.json'),

@@ -1,3 +1,4 @@
+import { describePhase } from './canary';
 import { describeExits, describeFailures, RunResult } from './scenarios';
 
 /** One line per run, printed as it ends. */
@@ -12,8 +13,39 @@ export function formatRunLine(r: RunResult): string {
   return (
     `${o.scenario} ${o.balancer} ${o.load.keepAlive ? 'keep-alive' : 'close'} ${o.app}/${o.adapter}: ` +
     `${r.failed}/${r.sent} failed (${describeFailures(r.failures)})${r.failed > 0 ? ` over ${r.lossSpanMs} ms` : ''}, ` +
-    `p50/p99 in the switch ${r.p50Ms}/${r.p99Ms} ms; ${marks}`
+    `p50/p99 in the switch ${r.p50Ms}/${r.p99Ms} ms; ${marks}` +
+    (r.canary ? `\n  quotes by phase: ${r.canary.map(describePhase).join('; ')}` : '')
   );
+}
+
+/**
+ * The canary runs: per phase of the rules, the share of `GET /orders/1/quote` the canary answered
+ * (pricing v2), next to the share flagd's cohort gives the very users who sent those requests; then
+ * the quotes answered by the other variant than their user's cohort, and the users who saw both.
+ */
+export function formatCanaryTable(results: readonly RunResult[]): string {
+  const runs = results.filter((r) => r.canary !== undefined);
+  if (runs.length === 0) return '';
+  const phases = runs[0].canary!.map((p) => p.name);
+  const header = [
+    'balancer',
+    'client',
+    'adapter',
+    ...phases.map((p) => `${p}: canary share of quotes (cohort)`),
+    'quotes off their cohort',
+    'users on both variants in a phase',
+  ];
+  const pct = (n: number, of: number) => (of === 0 ? '-' : `${((100 * n) / of).toFixed(1)} %`);
+  const rows = runs.map((r) => [
+    r.options.balancer,
+    r.options.load.keepAlive ? 'keep-alive' : 'close',
+    r.options.adapter,
+    ...r.canary!.map((p) => `${pct(p.canary, p.quotes)} of ${p.quotes} (${pct(p.expectedCanary, p.quotes)})`),
+    String(r.canary!.reduce((n, p) => n + p.mismatched, 0)),
+    String(r.canary!.reduce((n, p) => n + p.usersOnBoth, 0)),
+  ]);
+  const line = (cells: readonly string[]) => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
 }
 
 /** The markdown table: one row per run. */

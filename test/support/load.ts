@@ -31,6 +31,14 @@ export interface LoadOptions {
   readonly serverFromBody?: (body: string) => string | undefined;
   /** Called with each request's record as soon as its outcome is known (e.g. to act mid-load). */
   readonly onRecord?: (record: RequestRecord) => void;
+  /**
+   * One more route in the mix, taking `share` of the requests from `GET /orders`; when `label` is
+   * given, its answers' bodies are read and what it returns is the record's `label` (e.g. which
+   * variant answered a canary route).
+   */
+  readonly extraRoute?: { readonly path: string; readonly share: number; readonly label?: (body: string) => string | undefined };
+  /** Sends `header` on every request with a user drawn at random from `users`, recorded as the request's `user`. */
+  readonly userKey?: { readonly header: string; readonly users: readonly string[] };
 }
 
 /** What happened to one request. */
@@ -47,6 +55,10 @@ export interface RequestRecord {
   readonly error?: string;
   /** Value of the server header, when the answer carried one. */
   readonly server?: string;
+  /** What `extraRoute.label` read from the answer's body. */
+  readonly label?: string;
+  /** The user sent in `userKey.header`. */
+  readonly user?: string;
 }
 
 export interface LoadResult {
@@ -82,40 +94,59 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const endAt = started + options.durationMs;
   let sent = 0;
 
-  const nextRequest = (): { path: string; method?: string } => {
+  const extra = options.extraRoute;
+  const nextRequest = (): { path: string; method?: string; labelled?: boolean } => {
     if (options.path !== undefined) return { path: options.path };
     const draw = Math.random();
     if (draw < postShare) return { path: '/orders', method: 'POST' };
     if (draw < postShare + slowShare) return { path: `/demo/slow?ms=${slowMin + Math.floor(Math.random() * (slowMax - slowMin + 1))}` };
+    if (extra && draw < postShare + slowShare + extra.share) return { path: extra.path, labelled: extra.label !== undefined };
     return { path: '/orders' };
   };
   const orderBody = JSON.stringify({ item: 'book', quantity: 1 });
 
-  const one = ({ path, method }: { path: string; method?: string }) =>
+  const one = ({ path, method, labelled }: { path: string; method?: string; labelled?: boolean }) =>
     new Promise<RequestRecord>((resolve) => {
       const startedAt = Date.now();
       let settled = false;
       let status: number | undefined;
       let server: string | undefined;
+      let label: string | undefined;
       let body = '';
+      const user = options.userKey ? options.userKey.users[Math.floor(Math.random() * options.userKey.users.length)] : undefined;
+      const readBody = options.serverFromBody !== undefined || labelled === true;
       const finish = (outcome: { status?: number; error?: string }) => {
         if (settled) return;
         settled = true;
-        const record = { startedAt, endedAt: Date.now(), path, ...(method ? { method } : {}), server, ...outcome };
+        const record = {
+          startedAt,
+          endedAt: Date.now(),
+          path,
+          ...(method ? { method } : {}),
+          server,
+          ...(label !== undefined ? { label } : {}),
+          ...(user !== undefined ? { user } : {}),
+          ...outcome,
+        };
         options.onRecord?.(record);
         resolve(record);
       };
-      const headers = method === 'POST' ? { ...options.headers, 'content-type': 'application/json' } : options.headers;
+      const headers = {
+        ...options.headers,
+        ...(user !== undefined ? { [options.userKey!.header]: user } : {}),
+        ...(method === 'POST' ? { 'content-type': 'application/json' } : {}),
+      };
       const req = request(`${options.url}${path}`, { agent, headers, method }, (res) => {
         status = res.statusCode;
         const header = res.headers[serverHeader];
         server = Array.isArray(header) ? header[0] : header;
-        if (options.serverFromBody) res.setEncoding('utf8');
+        if (readBody) res.setEncoding('utf8');
         res.on('data', (chunk: string) => {
-          if (options.serverFromBody) body += chunk;
+          if (readBody) body += chunk;
         });
         res.on('end', () => {
           if (options.serverFromBody) server = options.serverFromBody(body) ?? server;
+          if (labelled) label = extra?.label?.(body);
           finish({ status });
         });
         res.on('error', (error) => finish({ error: errorKind(error) }));
