@@ -139,7 +139,8 @@ describe('CompiledCanaryRules', () => {
             ([, v]) => v !== undefined,
           ),
         );
-        const sticky = compiled.sticky && { headers, cookies, claims }[compiled.sticky.source][compiled.sticky.name];
+        const sources: Record<string, Record<string, unknown>> = { headers, cookies, claims };
+        const sticky = compiled.sticky && sources[compiled.sticky.source][compiled.sticky.name];
         const targetingKey = (typeof sticky === 'string' && sticky !== '') || typeof sticky === 'number' ? String(sticky) : undefined;
         const context = (): CanaryEvaluationContext => ({ headers, cookies: cookies as Record<string, string>, claims, targetingKey });
         const fast = compiled.evaluate(context());
