@@ -2,7 +2,6 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import { Readable } from 'node:stream';
 import { Logger } from '@nestjs/common';
 import type { OnModuleDestroy } from '@nestjs/common';
-import { Agent } from 'undici';
 import type { Dispatcher } from 'undici';
 import { describeError } from '@nest-rollout/lifecycle';
 import { CANARY_FORCE_HEADER } from '../canary.constants';
@@ -62,7 +61,7 @@ export class HttpCanaryForwarder implements CanaryForwarder, OnModuleDestroy {
     this.ownsDispatcher = dispatcher === undefined;
     this.dispatcher =
       dispatcher ??
-      new Agent({
+      new (loadUndici().Agent)({
         connect: { timeout: this.options.connectTimeoutMs },
         headersTimeout: this.options.headersTimeoutMs,
         bodyTimeout: this.options.bodyTimeoutMs,
@@ -368,4 +367,14 @@ class RequestBody extends Readable {
   private readonly onClose = (): void => {
     if (!this.req.complete) this.destroy(new Error('the client closed the connection before the end of the request body'));
   };
+}
+
+/**
+ * undici, loaded when the first forwarder is built rather than when the package is imported: an
+ * application that never forwards (a canary instance, a service without a forwarder) does not carry
+ * its ~7 MB.
+ */
+function loadUndici(): typeof import('undici') {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('undici') as typeof import('undici');
 }
