@@ -1,7 +1,8 @@
 /**
  * `npm run bench:overhead`: what the whole stack costs per request. GET /orders/:id (a small
  * object) on Express and Fastify, one app per variant, each in a child process of its own: `bare`
- * (no module of ours); each module alone (`lifecycle`, `health`, `metrics`, `logging`,
+ * (no module of ours); `als` (bare with an AsyncLocalStorage in use, which any per-request context
+ * pays for, and whose price depends on the Node version); each module alone (`lifecycle`, `health`, `metrics`, `logging`,
  * `logging+access`, `canary`); `stack` (lifecycle + health + metrics + logging + @Canary() on the
  * route) and `stack+access` (with one access line per request); and `peer`, the hand-wired
  * equivalent (nestjs-pino with its access line, a prom-client histogram in an interceptor,
@@ -28,6 +29,7 @@
  * Needs wrk (on Debian/Ubuntu: `apt-get install wrk`; WRK names another binary). Env:
  * BENCH_ROUNDS (5), BENCH_DURATION_MS (5000 per measured run; wrk counts whole seconds),
  * BENCH_CONNECTIONS (64), BENCH_ADAPTERS and BENCH_VARIANTS (comma-separated subsets; `bare`
- * always runs). Loopback only; every server is stopped when its measurement ends.
+ * always runs), BENCH_NODE (the Node binary the servers run on, e.g. one from
+ * `npx -y -p node@24 which node`; default: the one running the bench). Loopback only; every server is stopped when its measurement ends.
  */
 import './overhead/main';

@@ -13,6 +13,8 @@ export function intEnv(name: string, fallback: number): number {
 export interface ForkServerOptions {
   /** CPUs the server runs on (`taskset -c <cpus> node ...`, so every thread of it is pinned from the start). */
   readonly cpus?: string;
+  /** The Node binary the server runs on. @default process.execPath */
+  readonly nodePath?: string;
 }
 
 /**
@@ -27,8 +29,9 @@ export async function forkServer(
   args: readonly string[] = [],
   options: ForkServerOptions = {},
 ): Promise<{ child: ChildProcess; port: number; hello: Record<string, unknown> }> {
+  const node = options.nodePath ?? process.execPath;
   const pinned =
-    options.cpus === undefined ? {} : { execPath: 'taskset', execArgv: ['-c', options.cpus, process.execPath, ...process.execArgv] };
+    options.cpus === undefined ? { execPath: node } : { execPath: 'taskset', execArgv: ['-c', options.cpus, node, ...process.execArgv] };
   const child = fork(script, ['--serve', variant, adapter, ...args], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], ...pinned });
   const hello = await new Promise<Record<string, unknown>>((resolve, reject) => {
     child.once('message', (message) => resolve(message as Record<string, unknown>));

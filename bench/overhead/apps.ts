@@ -14,6 +14,10 @@ export type AdapterName = (typeof ADAPTERS)[number];
  * GET /orders/:id:
  *
  * - bare: no module of ours;
+ * - als: bare, in a process where an AsyncLocalStorage is in use (entered once at start): what any
+ *   per-request context costs on its own (LoggingModule's trace ids, @Canary()'s decision,
+ *   nestjs-cls, OpenTelemetry). On Node 20 an AsyncLocalStorage runs a hook for every promise; from
+ *   Node 24 it rides V8's continuation data and costs next to nothing;
  * - lifecycle: LifecycleModule.forRoot();
  * - health: HealthModule.forRoot() with the LifecycleModule it requires;
  * - metrics: MetricsModule.forRoot() with the LifecycleModule it requires (its instance metrics
@@ -33,6 +37,7 @@ export type AdapterName = (typeof ADAPTERS)[number];
  */
 export const VARIANTS = [
   'bare',
+  'als',
   'lifecycle',
   'health',
   'metrics',
@@ -48,6 +53,7 @@ export type Variant = (typeof VARIANTS)[number];
 /** What each variant has of ours (the peer: none). */
 export const MODULES_OF: Record<Variant, readonly ('lifecycle' | 'health' | 'metrics' | 'logging' | 'access' | 'canary')[]> = {
   bare: [],
+  als: [],
   lifecycle: ['lifecycle'],
   health: ['lifecycle', 'health'],
   metrics: ['lifecycle', 'metrics'],
@@ -120,6 +126,10 @@ export async function serve(variant: Variant, adapterName: AdapterName): Promise
   let waitReady: ((app: INestApplication) => Promise<void>) | undefined;
   let readyMeans = 'listening';
 
+  if (variant === 'als') {
+    const { AsyncLocalStorage } = await import('node:async_hooks');
+    new AsyncLocalStorage<object>().enterWith({});
+  }
   if (has('lifecycle')) {
     const { LifecycleModule, LifecycleService, LifecycleState } = await import('@nest-rollout/lifecycle');
     imports.push(LifecycleModule.forRoot());

@@ -38,6 +38,9 @@ interface Settings {
   /** taskset CPU lists, when pinned. */
   readonly serverCpus?: string;
   readonly wrkCpus?: string;
+  /** The Node binary the servers run on (BENCH_NODE), and its version. */
+  readonly nodePath: string;
+  readonly nodeVersion: string;
 }
 
 function settings(): Settings {
@@ -54,6 +57,7 @@ function settings(): Settings {
   if (!variants.includes('bare')) variants.unshift('bare');
   const allowed = hasTaskset() ? allowedCpus() : undefined;
   const pinned = allowed !== undefined && allowed.length >= 2;
+  const nodePath = process.env.BENCH_NODE || process.execPath;
   return {
     rounds: intEnv('BENCH_ROUNDS', 5),
     durationMs: intEnv('BENCH_DURATION_MS', 5000),
@@ -62,12 +66,14 @@ function settings(): Settings {
     variants,
     serverCpus: pinned ? String(allowed[allowed.length - 1]) : undefined,
     wrkCpus: pinned ? allowed.slice(0, -1).join(',') : undefined,
+    nodePath,
+    nodeVersion: spawnSync(nodePath, ['--version'], { encoding: 'utf8' }).stdout.trim() || 'unknown',
   };
 }
 
 async function measure(adapter: AdapterName, variant: Variant, s: Settings): Promise<Measurement> {
   const forkedAt = epochMs();
-  const { child, port, hello } = await forkServer(__filename, variant, adapter, [], { cpus: s.serverCpus });
+  const { child, port, hello } = await forkServer(__filename, variant, adapter, [], { cpus: s.serverCpus, nodePath: s.nodePath });
   const { listeningAt, readyAt, startedAt, readyMeans } = hello as unknown as ServerHello;
   const what = `${adapter}/${variant}`;
   try {
@@ -118,10 +124,10 @@ async function expectOk(port: number, path: string, what: string, check: (body: 
   if (status !== 200 || !check(body)) throw new Error(`${what}: GET ${path} answered ${status}: ${body.slice(0, 300)}`);
 }
 
-function machine(): string {
+function machine(s: Settings): string {
   const list = cpus();
   const wrkVersion = spawnSync(WRK, ['-v'], { encoding: 'utf8' }).stdout.split('\n')[0].trim();
-  return `${list.length} × ${list[0]?.model.trim() ?? 'unknown CPU'}, node ${process.version}, ${wrkVersion || 'wrk'}`;
+  return `${list.length} × ${list[0]?.model.trim() ?? 'unknown CPU'}, servers on node ${s.nodeVersion}, ${wrkVersion || 'wrk'}`;
 }
 
 const load = (): string =>
@@ -132,7 +138,7 @@ const load = (): string =>
 async function main(): Promise<void> {
   assertWrkInstalled();
   const s = settings();
-  console.log(`overhead bench on ${machine()}; load average ${load()}`);
+  console.log(`overhead bench on ${machine(s)}; load average ${load()}`);
   if (loadavg()[0] >= cpus().length / 2) {
     console.log(
       `warning: the machine is busy (load average ${loadavg()[0].toFixed(2)} on ${cpus().length} CPUs): another process on the ` +
