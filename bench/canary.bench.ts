@@ -1,19 +1,18 @@
 import 'reflect-metadata';
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { fork, type ChildProcess } from 'node:child_process';
-import { Agent, request } from 'node:http';
 import { Controller, Get, Module, Param } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Canary, CanaryDecision, CanaryModule, type CanaryModuleOptions } from '@nest-rollout/canary';
-import { forkServer, intEnv, serverCpuMicros, stopForked } from './support';
+import { askForked, forkServer, intEnv, serverCpuMicros, stopForked } from './support';
+import { allowedCpus, assertNoWrkErrors, assertWrkInstalled, hasTaskset, runWrk } from './wrk';
 
 /**
  * Per-request cost of @nest-rollout/canary on a stable instance: requests/s and server CPU per
  * request of GET /orders/:id on Express and Fastify, each server in a child process of its own,
- * driven by a load process of its own (keep-alive connections over loopback), all variants in
- * one run:
+ * driven by wrk (keep-alive connections over loopback; the server pinned to the last CPU and wrk
+ * to the others with `taskset -c` when there are two or more), all variants in one run:
  *
  * - undecorated: CanaryModule imported, the route without @Canary() (must pay nothing);
  * - undecorated+als: the same, in a process where an AsyncLocalStorage is in use, as in any app
@@ -25,16 +24,16 @@ import { forkServer, intEnv, serverCpuMicros, stopForked } from './support';
  * - header+percent: @Canary() with `{ header, percent: 5, stickyKey: 'header:x-user' }`, every
  *   request with its own x-user (~5 % canary, served locally as there is no forwarder).
  *
- * Every variant gets the same requests (a distinct x-user each, no x-env), so the server alone
- * differs. The handler reads @CanaryDecision() (undefined when undecorated) and returns the
- * variant; the load process counts canary answers, so the printed canary share shows that the
- * rules decided what they should.
+ * Every variant gets the same requests (a distinct x-user each, from a wrk Lua script, no x-env),
+ * so the server alone differs. The handler reads @CanaryDecision() (undefined when undecorated),
+ * returns the variant and counts the canary ones, so the printed canary share shows that the rules
+ * decided what they should.
  *
  *   npm run build && npx tsc -p test/tsconfig.fixtures.json && node dist/bench/canary.bench.js
  *
- * Env: BENCH_DURATION_MS (default 3000 per measurement), BENCH_CONNECTIONS (32), BENCH_ROUNDS (3),
- * BENCH_ADAPTERS (comma-separated subset). Loopback only; every server is stopped when its
- * measurement ends, and the load process when the run ends.
+ * Needs wrk (`apt-get install wrk`). Env: BENCH_DURATION_MS (default 4000 per measurement; wrk
+ * counts whole seconds), BENCH_CONNECTIONS (64), BENCH_ROUNDS (5), BENCH_ADAPTERS (comma-separated
+ * subset). Loopback only; every server is stopped when its measurement ends.
  */
 const ADAPTERS = ['express', 'fastify'] as const;
 const VARIANTS = ['undecorated', 'undecorated+als', 'header', 'header+percent'] as const;
@@ -54,6 +53,8 @@ async function serve(variant: Variant, adapter: AdapterName): Promise<void> {
   // the decision in one, as LoggingModule keeps the trace ids (and nestjs-cls, OpenTelemetry...).
   if (variant === 'undecorated+als') new AsyncLocalStorage<object>().enterWith({});
 
+  const answered = { canary: 0, total: 0 };
+
   @Controller('orders')
   class OrdersController {
     @Get(':id')
@@ -62,6 +63,8 @@ async function serve(variant: Variant, adapter: AdapterName): Promise<void> {
       @Param('id') id: string,
       @CanaryDecision() decision: CanaryDecision | undefined,
     ): { id: string; item: string; quantity: number; variant: string } {
+      answered.total++;
+      if (decision?.variant === 'canary') answered.canary++;
       return { id, item: 'book', quantity: 1, variant: decision?.variant ?? 'none' };
     }
   }
@@ -77,90 +80,22 @@ async function serve(variant: Variant, adapter: AdapterName): Promise<void> {
   process.send?.({ port: (app.getHttpServer().address() as { port: number }).port });
   // CPU time is the figure that survives a busy machine: other processes steal wall-clock time
   // (and so requests/s), not the server's own CPU per request.
-  process.on('message', () => {
+  process.on('message', (message) => {
+    if (message === 'answered') return void process.send?.({ ...answered });
     const { user, system } = process.cpuUsage();
     process.send?.({ cpuMicros: user + system });
   });
   process.once('disconnect', () => void app.close().then(() => process.exit(0)));
 }
 
-interface LoadOrder {
-  readonly port: number;
-  readonly durationMs: number;
-  readonly connections: number;
-}
-
-interface LoadResult {
-  readonly rps: number;
-  readonly completed: number;
-  readonly failed: number;
-  readonly canary: number;
-}
-
-/**
- * The load process: for each order, `connections` keep-alive workers send one request after the
- * other for `durationMs`. The x-user counter runs across orders, so no two requests of a run share
- * a sticky key.
- */
-function runLoadProcess(): void {
-  let nextUser = 0;
-  process.on('message', (order: LoadOrder) => {
-    void load(order).then((result) => process.send?.(result));
-  });
-  process.once('disconnect', () => process.exit(0));
-
-  async function load({ port, durationMs, connections }: LoadOrder): Promise<LoadResult> {
-    const agent = new Agent({ keepAlive: true, maxSockets: connections });
-    let completed = 0;
-    let failed = 0;
-    let canary = 0;
-    const one = () =>
-      new Promise<void>((resolve) => {
-        const req = request({ host: '127.0.0.1', port, path: '/orders/42', agent, headers: { 'x-user': `user-${nextUser++}` } }, (res) => {
-          let body = '';
-          res.setEncoding('utf8');
-          res.on('data', (chunk: string) => (body += chunk));
-          res.on('end', () => {
-            if (res.statusCode === 200) completed++;
-            else failed++;
-            if (body.includes('"variant":"canary"')) canary++;
-            resolve();
-          });
-        });
-        req.on('error', () => {
-          failed++;
-          resolve();
-        });
-        req.end();
-      });
-    const started = Date.now();
-    const endAt = started + durationMs;
-    await Promise.all(
-      Array.from({ length: connections }, async () => {
-        while (Date.now() < endAt) await one();
-      }),
-    );
-    const elapsedMs = Date.now() - started;
-    agent.destroy();
-    return { rps: (completed * 1000) / elapsedMs, completed, failed, canary };
-  }
-}
-
-function startLoadProcess(): ChildProcess {
-  return fork(__filename, ['--load'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-}
-
-function drive(loader: ChildProcess, order: LoadOrder): Promise<LoadResult> {
-  return new Promise((resolve, reject) => {
-    const onExit = (code: number | null) => reject(new Error(`load process exited with ${code}`));
-    loader.once('exit', onExit);
-    loader.once('message', (result) => {
-      loader.off('exit', onExit);
-      resolve(result as LoadResult);
-    });
-    loader.send(order);
-  });
-}
+/** A distinct x-user on every request of a run (thread-local counter, one wrk thread). */
+const X_USER_SCRIPT = `
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format(nil, nil, { ["x-user"] = "user-" .. n })
+end
+`;
 
 interface Measurement {
   rps: number;
@@ -169,45 +104,49 @@ interface Measurement {
 }
 
 async function main(): Promise<void> {
-  const durationMs = intEnv('BENCH_DURATION_MS', 3000);
-  const connections = intEnv('BENCH_CONNECTIONS', 32);
-  const rounds = intEnv('BENCH_ROUNDS', 3);
+  assertWrkInstalled();
+  const durationMs = intEnv('BENCH_DURATION_MS', 4000);
+  const connections = intEnv('BENCH_CONNECTIONS', 64);
+  const rounds = intEnv('BENCH_ROUNDS', 5);
   const adapters = process.env.BENCH_ADAPTERS ? ADAPTERS.filter((a) => process.env.BENCH_ADAPTERS!.split(',').includes(a)) : [...ADAPTERS];
+  const allowed = hasTaskset() ? allowedCpus() : undefined;
+  const serverCpus = allowed && allowed.length >= 2 ? String(allowed[allowed.length - 1]) : undefined;
+  const wrkCpus = allowed && allowed.length >= 2 ? allowed.slice(0, -1).join(',') : undefined;
   console.log(
-    `canary bench: GET /orders/:id, ${connections} keep-alive connections from a load process, ${durationMs} ms per measurement ` +
-      `after a 1 s warm-up, ${rounds} rounds; within a round every variant runs back to back (order rotated each round), and ` +
-      'each ratio is the median over rounds of the ratio within a round, so that load from other processes, which drifts, cancels out',
+    `canary bench: GET /orders/:id, wrk -t1 -c${connections}, ${durationMs} ms per measurement after a 1 s warm-up, ${rounds} rounds` +
+      `${serverCpus ? `, server on CPU ${serverCpus} and wrk on CPU ${wrkCpus}` : ''}; within a round every variant runs back to back ` +
+      '(order rotated each round), and each ratio is the median over rounds of the ratio within a round, so that load from other ' +
+      'processes, which drifts, cancels out',
   );
 
-  const loader = startLoadProcess();
   const results = new Map<string, Measurement[]>();
-  try {
-    for (let round = 0; round < rounds; round++) {
-      for (const adapter of adapters) {
-        const order = VARIANTS.map((_, i) => VARIANTS[(i + round) % VARIANTS.length]);
-        for (const variant of order) {
-          const { child, port } = await forkServer(__filename, variant, adapter);
-          try {
-            await drive(loader, { port, durationMs: 1000, connections }); // warm-up: JIT, connections
-            const cpuBefore = await serverCpuMicros(child);
-            const result = await drive(loader, { port, durationMs, connections });
-            if (result.failed > 0) throw new Error(`${adapter}/${variant}: ${result.failed} failed requests`);
-            const cpuMicrosPerRequest = ((await serverCpuMicros(child)) - cpuBefore) / result.completed;
-            const canaryShare = result.canary / result.completed;
-            const key = `${adapter}|${variant}`;
-            results.set(key, [...(results.get(key) ?? []), { rps: result.rps, cpuMicrosPerRequest, canaryShare }]);
-            console.log(
-              `  round ${round + 1} ${adapter}/${variant}: ${Math.round(result.rps)} req/s, ${cpuMicrosPerRequest.toFixed(1)} µs CPU/req, ` +
-                `${(canaryShare * 100).toFixed(1)} % canary`,
-            );
-          } finally {
-            await stopForked(child);
-          }
+  for (let round = 0; round < rounds; round++) {
+    for (const adapter of adapters) {
+      const order = VARIANTS.map((_, i) => VARIANTS[(i + round) % VARIANTS.length]);
+      for (const variant of order) {
+        const { child, port } = await forkServer(__filename, variant, adapter, [], { cpus: serverCpus });
+        try {
+          const load = (ms: number) =>
+            runWrk({ url: `http://127.0.0.1:${port}/orders/42`, connections, durationMs: ms, luaScript: X_USER_SCRIPT, cpus: wrkCpus });
+          assertNoWrkErrors(await load(1000), `${adapter}/${variant} warm-up`); // JIT, connections
+          const cpuBefore = await serverCpuMicros(child);
+          const before = await askForked<{ canary: number; total: number }>(child, 'answered');
+          const result = await load(durationMs);
+          const cpuMicrosPerRequest = ((await serverCpuMicros(child)) - cpuBefore) / result.requests;
+          const after = await askForked<{ canary: number; total: number }>(child, 'answered');
+          assertNoWrkErrors(result, `${adapter}/${variant}`);
+          const canaryShare = (after.canary - before.canary) / Math.max(1, after.total - before.total);
+          const key = `${adapter}|${variant}`;
+          results.set(key, [...(results.get(key) ?? []), { rps: result.rps, cpuMicrosPerRequest, canaryShare }]);
+          console.log(
+            `  round ${round + 1} ${adapter}/${variant}: ${Math.round(result.rps)} req/s, ${cpuMicrosPerRequest.toFixed(1)} µs CPU/req, ` +
+              `${(canaryShare * 100).toFixed(1)} % canary`,
+          );
+        } finally {
+          await stopForked(child);
         }
       }
     }
-  } finally {
-    await stopForked(loader);
   }
 
   // Each variant against both baselines: a process without any AsyncLocalStorage, and one with.
@@ -249,10 +188,8 @@ function median(values: readonly number[]): number {
 
 if (process.argv[2] === '--serve') {
   void serve(process.argv[3] as Variant, process.argv[4] as AdapterName);
-} else if (process.argv[2] === '--load') {
-  runLoadProcess();
 } else {
-  // Exiting through process.exit lets the forked servers and the load process see their IPC channel close.
+  // Exiting through process.exit lets the forked servers see their IPC channel close.
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
   main().catch((error: unknown) => {
     console.error(error instanceof Error ? error.stack : error);

@@ -106,10 +106,10 @@ export class CanaryService implements OnModuleInit, OnModuleDestroy {
         if ('refused' in result && outcome.variant === 'stable' && token !== undefined) {
           return this.record({ variant: 'stable', reason: 'token_invalid', detail: result.refused, route });
         }
-        return this.record({ ...outcome, route });
+        return this.record(decisionOf(outcome, route));
       });
     }
-    return this.record({ ...this.evaluate(compiled, headers, compiled.needs.cookies ? readCookies() : {}, NO_CLAIMS), route });
+    return this.record(decisionOf(this.evaluate(compiled, headers, compiled.needs.cookies ? readCookies() : {}, NO_CLAIMS), route));
   }
 
   private evaluate(
@@ -164,4 +164,14 @@ export class CanaryService implements OnModuleInit, OnModuleDestroy {
       this.logger.warn({ event: CanaryEvent.ON_DECISION_FAILED, route: decision.route, error: describeError(error) });
     }
   }
+}
+
+/**
+ * The decision for `route`, as an object literal of one fixed shape: a spread (`{ ...outcome, route }`)
+ * makes V8 build it property by property, slower to create and to read on every request.
+ */
+function decisionOf(outcome: RuleOutcome, route: string): CanaryDecision {
+  return outcome.detail === undefined
+    ? { variant: outcome.variant, reason: outcome.reason, route }
+    : { variant: outcome.variant, reason: outcome.reason, detail: outcome.detail, route };
 }
