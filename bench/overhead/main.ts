@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import { cpus, loadavg } from 'node:os';
 import { forkServer, intEnv, serverCpuMicros, serverRssBytes, stopForked } from '../support';
@@ -59,8 +59,8 @@ function settings(): Settings {
   const pinned = allowed !== undefined && allowed.length >= 2;
   const nodePath = process.env.BENCH_NODE || process.execPath;
   return {
-    rounds: intEnv('BENCH_ROUNDS', 5),
-    durationMs: intEnv('BENCH_DURATION_MS', 5000),
+    rounds: intEnv('BENCH_ROUNDS', 15),
+    durationMs: intEnv('BENCH_DURATION_MS', 1000),
     connections: intEnv('BENCH_CONNECTIONS', 64),
     adapters: pick<AdapterName>('BENCH_ADAPTERS', ADAPTERS),
     variants,
@@ -71,41 +71,75 @@ function settings(): Settings {
   };
 }
 
-async function measure(adapter: AdapterName, variant: Variant, s: Settings): Promise<Measurement> {
+/** One variant's server, alive for all the rounds of its adapter. */
+interface Server {
+  readonly variant: Variant;
+  readonly child: ChildProcess;
+  readonly port: number;
+  readonly what: string;
+  readonly readyMs: number;
+  readonly listeningMs: number;
+  readonly startedMs: number;
+  readonly readyMeans: string;
+}
+
+/** Forks the variant's server, waits for READY, checks its routes and warms it up (JIT, connections). */
+async function startServer(adapter: AdapterName, variant: Variant, s: Settings): Promise<Server> {
   const forkedAt = epochMs();
   const { child, port, hello } = await forkServer(__filename, variant, adapter, [], { cpus: s.serverCpus, nodePath: s.nodePath });
   const { listeningAt, readyAt, startedAt, readyMeans } = hello as unknown as ServerHello;
-  const what = `${adapter}/${variant}`;
+  const server: Server = {
+    variant,
+    child,
+    port,
+    what: `${adapter}/${variant}`,
+    readyMs: readyAt - forkedAt,
+    listeningMs: listeningAt - forkedAt,
+    startedMs: startedAt - forkedAt,
+    readyMeans,
+  };
+  const probes = probesOf(variant);
+  await expectOk(port, '/orders/42', server.what, (body) => body.includes('"item":"book"'));
+  if (probes.readiness) await expectOk(port, probes.readiness, server.what);
+  assertNoWrkErrors(await loadServer(server, s, WARMUP_MS), `${server.what} warm-up`);
+  return server;
+}
+
+function loadServer(server: Server, s: Settings, durationMs: number): Promise<WrkResult> {
+  return runWrk({ url: `http://127.0.0.1:${server.port}/orders/42`, connections: s.connections, durationMs, threads: 1, cpus: s.wrkCpus });
+}
+
+/** One measured wrk run against a live server. */
+async function measure(server: Server, s: Settings): Promise<Measurement> {
+  const cpuBefore = await serverCpuMicros(server.child);
+  const result = await loadServer(server, s, s.durationMs);
+  const cpuMicros = (await serverCpuMicros(server.child)) - cpuBefore;
+  assertNoWrkErrors(result, server.what);
+  const rssBytes = await serverRssBytes(server.child);
+  return {
+    rps: result.rps,
+    cpuMicrosPerRequest: cpuMicros / result.requests,
+    p50Ms: result.p50Ms,
+    p99Ms: result.p99Ms,
+    rssMB: rssBytes / 1024 / 1024,
+    readyMs: server.readyMs,
+    listeningMs: server.listeningMs,
+    startedMs: server.startedMs,
+    readyMeans: server.readyMeans,
+  };
+}
+
+/** After the rounds: the requests were recorded where the variant says they are; then the server stops. */
+async function stopServer(server: Server): Promise<void> {
   try {
-    const base = `http://127.0.0.1:${port}`;
-    const probes = probesOf(variant);
-    await expectOk(port, '/orders/42', what, (body) => body.includes('"item":"book"'));
-    if (probes.readiness) await expectOk(port, probes.readiness, what);
-    const load = (durationMs: number): Promise<WrkResult> =>
-      runWrk({ url: `${base}/orders/42`, connections: s.connections, durationMs, threads: 1, cpus: s.wrkCpus });
-    assertNoWrkErrors(await load(WARMUP_MS), `${what} warm-up`); // JIT, connections
-    const cpuBefore = await serverCpuMicros(child);
-    const result = await load(s.durationMs);
-    const cpuMicros = (await serverCpuMicros(child)) - cpuBefore;
-    assertNoWrkErrors(result, what);
-    const rssBytes = await serverRssBytes(child);
-    // The requests were recorded where the variant says they are.
-    if (probes.metrics) {
-      await expectOk(port, probes.metrics, what, (body) => /^http_request_duration_seconds_count\{[^}]*route="\/orders\/:id"/m.test(body));
+    const { metrics } = probesOf(server.variant);
+    if (metrics) {
+      await expectOk(server.port, metrics, server.what, (body) =>
+        /^http_request_duration_seconds_count\{[^}]*route="\/orders\/:id"/m.test(body),
+      );
     }
-    return {
-      rps: result.rps,
-      cpuMicrosPerRequest: cpuMicros / result.requests,
-      p50Ms: result.p50Ms,
-      p99Ms: result.p99Ms,
-      rssMB: rssBytes / 1024 / 1024,
-      readyMs: readyAt - forkedAt,
-      listeningMs: listeningAt - forkedAt,
-      startedMs: startedAt - forkedAt,
-      readyMeans,
-    };
   } finally {
-    await stopForked(child);
+    await stopForked(server.child);
   }
 }
 
@@ -146,9 +180,9 @@ async function main(): Promise<void> {
     );
   }
   console.log(
-    `GET /orders/:id, wrk -t1 -c${s.connections}, ${WARMUP_MS} ms warm-up then ${Math.max(1, Math.round(s.durationMs / 1000))} s measured per ` +
-      `server, a new server process per measurement, ${s.rounds} round(s), variant order rotated each round; every ratio is the median ` +
-      'over rounds of the ratio to `bare` of the same adapter in the same round',
+    `GET /orders/:id, wrk -t1 -c${s.connections}; per adapter, one server per variant, all started (one after the other) and warmed ` +
+      `up for ${WARMUP_MS} ms, then ${s.rounds} rounds of one ${Math.max(1, Math.round(s.durationMs / 1000))} s run per server, variant order ` +
+      'rotated each round; every ratio is the median over rounds of the ratio to `bare` of the same adapter in the same round',
   );
   console.log(
     s.serverCpus === undefined
@@ -158,24 +192,32 @@ async function main(): Promise<void> {
 
   const results = new Map<string, Measurement[]>();
   const key = (adapter: AdapterName, variant: Variant) => `${adapter}|${variant}`;
-  for (let round = 0; round < s.rounds; round++) {
-    for (const adapter of s.adapters) {
-      const order = s.variants.map((_, i) => s.variants[(i + round) % s.variants.length]);
-      for (const variant of order) {
-        const m = await measure(adapter, variant, s);
-        results.set(key(adapter, variant), [...(results.get(key(adapter, variant)) ?? []), m]);
-        console.log(
-          `  round ${round + 1} ${`${adapter}/${variant}`.padEnd(21)} ${fmt(m.rps, 0).padStart(6)} req/s  ${fmt(m.cpuMicrosPerRequest, 1).padStart(6)} µs CPU/req  ` +
-            `p50 ${fmt(m.p50Ms, 2)} ms  p99 ${fmt(m.p99Ms, 2)} ms  RSS ${fmt(m.rssMB, 1)} MB  ` +
-            `READY ${fmt(m.readyMs, 0)} ms (node ${fmt(m.startedMs, 0)}, listening ${fmt(m.listeningMs, 0)})`,
-        );
+  for (const adapter of s.adapters) {
+    const servers: Server[] = [];
+    try {
+      // Started one after the other, so that each boot (time to READY) has the CPU to itself.
+      for (const variant of s.variants) servers.push(await startServer(adapter, variant, s));
+      for (let round = 0; round < s.rounds; round++) {
+        const order = servers.map((_, i) => servers[(i + round) % servers.length]);
+        for (const server of order) {
+          const m = await measure(server, s);
+          results.set(key(adapter, server.variant), [...(results.get(key(adapter, server.variant)) ?? []), m]);
+          if (process.env.BENCH_VERBOSE) {
+            console.log(
+              `  round ${round + 1} ${server.what.padEnd(21)} ${fmt(m.rps, 0).padStart(6)} req/s  ${fmt(m.cpuMicrosPerRequest, 1).padStart(6)} µs CPU/req  ` +
+                `p50 ${fmt(m.p50Ms, 2)} ms  p99 ${fmt(m.p99Ms, 2)} ms  RSS ${fmt(m.rssMB, 1)} MB`,
+            );
+          }
+        }
+        const bare = results.get(key(adapter, 'bare'))![round];
+        const ratios = s.variants
+          .filter((v) => v !== 'bare')
+          .map((v) => `${v} ${fmt(results.get(key(adapter, v))![round].rps / bare.rps, 2)}`)
+          .join(', ');
+        console.log(`  round ${String(round + 1).padStart(2)} ${adapter} req/s vs bare: ${ratios}`);
       }
-      const bare = results.get(key(adapter, 'bare'))![round];
-      const ratios = s.variants
-        .filter((v) => v !== 'bare')
-        .map((v) => `${v} ${fmt(results.get(key(adapter, v))![round].rps / bare.rps, 2)}x`)
-        .join(', ');
-      console.log(`  round ${round + 1} ${adapter}, req/s vs bare: ${ratios}`);
+    } finally {
+      for (const server of servers) await stopServer(server);
     }
   }
 
