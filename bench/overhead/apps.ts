@@ -84,6 +84,8 @@ export interface ServerHello {
   readonly listeningAt: number;
   /** When the server saw itself READY (see `serve`). */
   readonly readyAt: number;
+  /** RSS once READY, before any load: the footprint of the code and state the variant carries. */
+  readonly rssAtReadyBytes: number;
   /** What READY means for this variant, for the report. */
   readonly readyMeans: string;
 }
@@ -199,6 +201,7 @@ export async function serve(variant: Variant, adapterName: AdapterName): Promise
     startedAt: STARTED_AT,
     listeningAt,
     readyAt,
+    rssAtReadyBytes: process.memoryUsage().rss,
     readyMeans,
   };
   process.send?.(hello);

@@ -145,7 +145,10 @@ export class CanaryService implements OnModuleInit, OnModuleDestroy {
     if (this.options.onDecision) this.announce(this.options.onDecision, decision);
     this.metrics?.increment(CanaryMetric.DECISIONS_TOTAL, { route: decision.route, variant: decision.variant, reason: decision.reason });
     // The trace id is added to the line by the logger (@nest-rollout/logging reads the request's trace context).
-    if (Logger.isLevelEnabled('debug')) {
+    // `no_match` (no rule applied: what an undecorated route does) is counted, not logged: with a
+    // logger Nest cannot ask for its level (nestjs-pino's), the line would be built on every request
+    // of the route only for the logger to drop it.
+    if (decision.reason !== 'no_match' && Logger.isLevelEnabled('debug')) {
       this.logger.debug({
         event: CanaryEvent.DECISION,
         route: decision.route,
