@@ -6,7 +6,7 @@ import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Canary, CanaryDecision, CanaryModule, type CanaryModuleOptions } from '@nest-rollout/canary';
 import { askForked, forkServer, intEnv, serverCpuMicros, stopForked } from './support';
-import { allowedCpus, assertNoWrkErrors, assertWrkInstalled, hasTaskset, runWrk } from './wrk';
+import { assertNoWrkErrors, assertWrkInstalled, pinning, runWrk } from './wrk';
 
 /**
  * Per-request cost of @nest-rollout/canary on a stable instance: requests/s and server CPU per
@@ -109,9 +109,7 @@ async function main(): Promise<void> {
   const connections = intEnv('BENCH_CONNECTIONS', 64);
   const rounds = intEnv('BENCH_ROUNDS', 5);
   const adapters = process.env.BENCH_ADAPTERS ? ADAPTERS.filter((a) => process.env.BENCH_ADAPTERS!.split(',').includes(a)) : [...ADAPTERS];
-  const allowed = hasTaskset() ? allowedCpus() : undefined;
-  const serverCpus = allowed && allowed.length >= 2 ? String(allowed[allowed.length - 1]) : undefined;
-  const wrkCpus = allowed && allowed.length >= 2 ? allowed.slice(0, -1).join(',') : undefined;
+  const { serverCpus, wrkCpus } = pinning();
   console.log(
     `canary bench: GET /orders/:id, wrk -t1 -c${connections}, ${durationMs} ms per measurement after a 1 s warm-up, ${rounds} rounds` +
       `${serverCpus ? `, server on CPU ${serverCpus} and wrk on CPU ${wrkCpus}` : ''}; within a round every variant runs back to back ` +

@@ -57,13 +57,29 @@ export function assertWrkInstalled(): void {
   }
 }
 
+/** Where a benchmark server and wrk run: CPU lists for `taskset -c`, or undefined when not pinned. */
+export interface Pinning {
+  readonly serverCpus?: string;
+  readonly wrkCpus?: string;
+}
+
+/**
+ * The server on the last CPU this process may use, wrk on the others, so that the two stop taking
+ * each other's time; not pinned without taskset or with fewer than 2 CPUs.
+ */
+export function pinning(): Pinning {
+  const allowed = hasTaskset() ? allowedCpus() : undefined;
+  if (allowed === undefined || allowed.length < 2) return {};
+  return { serverCpus: String(allowed[allowed.length - 1]), wrkCpus: allowed.slice(0, -1).join(',') };
+}
+
 /** True when taskset (util-linux) can be started. */
-export function hasTaskset(): boolean {
+function hasTaskset(): boolean {
   return !spawnSync('taskset', ['-V'], { stdio: 'ignore' }).error;
 }
 
 /** The CPUs this process may run on, from `taskset -cp` (e.g. `0-3,6` → [0, 1, 2, 3, 6]); undefined without taskset. */
-export function allowedCpus(): number[] | undefined {
+function allowedCpus(): number[] | undefined {
   const probe = spawnSync('taskset', ['-cp', String(process.pid)], { encoding: 'utf8' });
   if (probe.error || probe.status !== 0) return undefined;
   const list = /:\s*([\d,-]+)\s*$/.exec(probe.stdout.trim())?.[1];

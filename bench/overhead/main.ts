@@ -2,7 +2,7 @@ import { spawnSync, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import { cpus, loadavg } from 'node:os';
 import { forkServer, intEnv, serverCpuMicros, serverRssBytes, stopForked } from '../support';
-import { allowedCpus, assertNoWrkErrors, assertWrkInstalled, hasTaskset, runWrk, WRK, type WrkResult } from '../wrk';
+import { assertNoWrkErrors, assertWrkInstalled, pinning, runWrk, WRK, type WrkResult } from '../wrk';
 import { ADAPTERS, epochMs, probesOf, serve, VARIANTS, type AdapterName, type ServerHello, type Variant } from './apps';
 
 /** One (adapter, variant) measurement of one round. */
@@ -57,8 +57,6 @@ function settings(): Settings {
   const variants = pick<Variant>('BENCH_VARIANTS', VARIANTS);
   // Every ratio is to `bare` of the same round: it always runs.
   if (!variants.includes('bare')) variants.unshift('bare');
-  const allowed = hasTaskset() ? allowedCpus() : undefined;
-  const pinned = allowed !== undefined && allowed.length >= 2;
   const nodePath = process.env.BENCH_NODE || process.execPath;
   return {
     rounds: intEnv('BENCH_ROUNDS', 15),
@@ -66,8 +64,7 @@ function settings(): Settings {
     connections: intEnv('BENCH_CONNECTIONS', 64),
     adapters: pick<AdapterName>('BENCH_ADAPTERS', ADAPTERS),
     variants,
-    serverCpus: pinned ? String(allowed[allowed.length - 1]) : undefined,
-    wrkCpus: pinned ? allowed.slice(0, -1).join(',') : undefined,
+    ...pinning(),
     nodePath,
     nodeVersion: spawnSync(nodePath, ['--version'], { encoding: 'utf8' }).stdout.trim() || 'unknown',
   };
