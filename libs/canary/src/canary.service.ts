@@ -16,6 +16,7 @@ import { TrustPolicy } from './canary.trust';
 import type { CanaryDecision, CanaryRequestView, CanaryRulesSource } from './canary.types';
 
 const NO_CLAIMS: Readonly<Record<string, unknown>> = Object.freeze({});
+const NO_COOKIES: Readonly<Record<string, string>> = Object.freeze({});
 
 /**
  * Decides, per request, stable or canary. Precedence: a trusted `x-canary: never`, then a trusted
@@ -86,10 +87,9 @@ export class CanaryService implements OnModuleInit, OnModuleDestroy {
   decide(req: CanaryRequestView, route: string): CanaryDecision | Promise<CanaryDecision> {
     const compiled = this.compiled;
     const headers = req.headers;
-    let cookies: Readonly<Record<string, string>> | undefined;
-    const readCookies = () => (cookies ??= parseCookies(headers.cookie));
 
-    const forced = this.forced(req, readCookies);
+    // No closure and no cookie parse per request unless a cookie is read: this runs on every request of the route.
+    const forced = headers[CANARY_FORCE_HEADER] === undefined && !mentionsForceCookie(headers.cookie) ? undefined : this.forced(req);
     if (forced)
       return this.record({
         variant: forced === 'never' ? 'stable' : 'canary',
@@ -98,10 +98,12 @@ export class CanaryService implements OnModuleInit, OnModuleDestroy {
       });
 
     if (compiled.needs.claims && this.claims) {
+      let cookies: Readonly<Record<string, string>> | undefined;
+      const readCookies = () => (cookies ??= parseCookies(headers.cookie));
       const token = this.claims.token(headers, readCookies);
       return this.claims.read(token).then((result) => {
         const claims = 'claims' in result ? result.claims : NO_CLAIMS;
-        const outcome = this.evaluate(compiled, headers, compiled.needs.cookies ? readCookies() : {}, claims);
+        const outcome = this.evaluate(compiled, headers, compiled.needs.cookies ? readCookies() : NO_COOKIES, claims);
         // A refused token only matters when the rules picked nothing else.
         if ('refused' in result && outcome.variant === 'stable' && token !== undefined) {
           return this.record({ variant: 'stable', reason: 'token_invalid', detail: result.refused, route });
@@ -109,7 +111,8 @@ export class CanaryService implements OnModuleInit, OnModuleDestroy {
         return this.record(decisionOf(outcome, route));
       });
     }
-    return this.record(decisionOf(this.evaluate(compiled, headers, compiled.needs.cookies ? readCookies() : {}, NO_CLAIMS), route));
+    const cookies = compiled.needs.cookies ? parseCookies(headers.cookie) : NO_COOKIES;
+    return this.record(decisionOf(this.evaluate(compiled, headers, cookies, NO_CLAIMS), route));
   }
 
   private evaluate(
@@ -118,22 +121,29 @@ export class CanaryService implements OnModuleInit, OnModuleDestroy {
     cookies: Readonly<Record<string, string>>,
     claims: Readonly<Record<string, unknown>>,
   ): RuleOutcome {
-    const context: CanaryEvaluationContext = { headers, cookies, claims };
+    let targetingKey: string | undefined;
     if (compiled.sticky) {
       const { source, name } = compiled.sticky;
       const value = (source === 'headers' ? headers : source === 'cookies' ? cookies : claims)[name];
-      if ((typeof value === 'string' && value !== '') || typeof value === 'number') context.targetingKey = String(value);
+      if ((typeof value === 'string' && value !== '') || typeof value === 'number') targetingKey = String(value);
     }
+    // One literal per case, each of a fixed shape (a property added later would change the object's shape).
+    const context: CanaryEvaluationContext =
+      targetingKey === undefined ? { headers, cookies, claims } : { targetingKey, headers, cookies, claims };
     return compiled.evaluate(context);
   }
 
   /** `always` / `never` when the request asks for a side and may; otherwise strips what it sent. */
-  private forced(req: CanaryRequestView, cookies: () => Readonly<Record<string, string>>): 'always' | 'never' | undefined {
+  private forced(req: CanaryRequestView): 'always' | 'never' | undefined {
     const header = req.headers[CANARY_FORCE_HEADER];
-    const hasCookie = typeof req.headers.cookie === 'string' && req.headers.cookie.includes(CANARY_FORCE_HEADER);
+    const hasCookie = mentionsForceCookie(req.headers.cookie);
     if (header === undefined && !hasCookie) return undefined;
     const value =
-      typeof header === 'string' ? header.trim().toLowerCase() : hasCookie ? cookies()[CANARY_FORCE_HEADER]?.toLowerCase() : undefined;
+      typeof header === 'string'
+        ? header.trim().toLowerCase()
+        : hasCookie
+          ? parseCookies(req.headers.cookie)[CANARY_FORCE_HEADER]?.toLowerCase()
+          : undefined;
     if ((value === 'always' || value === 'never') && this.trust.mayForce(req, value)) return value;
     // Untrusted (or meaningless): nothing downstream or at the canary may see it as a routing instruction.
     delete req.headers[CANARY_FORCE_HEADER];
@@ -177,4 +187,9 @@ function decisionOf(outcome: RuleOutcome, route: string): CanaryDecision {
   return outcome.detail === undefined
     ? { variant: outcome.variant, reason: outcome.reason, route }
     : { variant: outcome.variant, reason: outcome.reason, detail: outcome.detail, route };
+}
+
+/** Whether a Cookie header may hold the force cookie (a cheap test before any parse). */
+function mentionsForceCookie(cookie: string | string[] | undefined): boolean {
+  return typeof cookie === 'string' && cookie.includes(CANARY_FORCE_HEADER);
 }
