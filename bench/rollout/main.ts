@@ -6,7 +6,7 @@ import { PEER_APP_MAIN, ROLLOUT_APP_KINDS, RolloutAppKind } from './apps';
 import { BALANCER_KINDS, BalancerKind, CHECK_INTERVAL_MS } from './balancers';
 import { QUOTE_PATH, QUOTE_SHARE, USER_HEADER, USERS } from './canary';
 import { renderCharts } from './chart';
-import { formatCanaryTable, formatRunLine, formatTable } from './report';
+import { formatCanaryTable, formatRunLine, formatSummary, formatTable } from './report';
 import { LoadProfile, RunResult, runRollout, SCENARIO_KINDS, ScenarioKind, scenarioSkipReason } from './scenarios';
 
 /**
@@ -78,6 +78,7 @@ async function main(): Promise<void> {
       }
     }
   }
+  console.log(`\n${formatSummary(results)}`);
   console.log(`\n${formatTable(results)}`);
   const canaryTable = formatCanaryTable(results);
   if (canaryTable !== '') console.log(`\n${canaryTable}`);

@@ -79,3 +79,34 @@ export function formatTable(results: readonly RunResult[]): string {
   const line = (cells: readonly string[]) => `| ${cells.join(' | ')} |`;
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
 }
+
+/**
+ * The matrix at a glance: one row per release, balancer and client, one column per app, each cell
+ * the requests that failed, then the slowest exit after SIGTERM (`never`: still running at the
+ * bound, then killed). The sample's column comes first; a run that did not happen is `-`.
+ */
+export function formatSummary(results: readonly RunResult[]): string {
+  const key = (r: RunResult) => `${r.options.scenario}|${r.options.balancer}|${r.options.load.keepAlive ? 'keep-alive' : 'close'}`;
+  const apps = [...new Set(results.map((r) => `${r.options.app}/${r.options.adapter}`))];
+  const rows = [...new Set(results.map(key))];
+  const header = [
+    'release',
+    'balancer',
+    'client',
+    ...apps.map((a) => (a.startsWith('nest-rollout/') ? `**the sample**/${a.split('/')[1]}` : a)),
+  ];
+  const cell = (r: RunResult | undefined): string => {
+    if (r === undefined) return '-';
+    const failed = r.options.app === 'nest-rollout' ? `**${r.failed}**` : String(r.failed);
+    if (r.options.scenario === 'kill-9') return failed;
+    const exits = r.stopped.map((s) => (s.exit ? s.exit.at - s.signalledAt : undefined));
+    const slowest = exits.includes(undefined) ? 'never' : `${(Math.max(...(exits as number[])) / 1000).toFixed(1)} s`;
+    return `${failed} · ${slowest}`;
+  };
+  const body = rows.map((row) => [
+    ...row.split('|'),
+    ...apps.map((app) => cell(results.find((r) => key(r) === row && `${r.options.app}/${r.options.adapter}` === app))),
+  ]);
+  const line = (cells: readonly string[]) => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...body.map(line)].join('\n');
+}

@@ -20,8 +20,8 @@ export interface ExpressInstanceLike {
 
 interface ExpressCanaryRoute extends CanaryHttpRoute {
   readonly layer: RouterLayer;
-  /** The route layer's index in the app's stack when the routes were bound. */
-  readonly index: number;
+  /** The route layers registered before this one (middleware layers left out): Express tries them first. */
+  readonly earlier: readonly RouterLayer[];
 }
 
 /**
@@ -51,17 +51,20 @@ export class ExpressCanaryHooks implements CanaryHttpHooks {
   /** Once Nest registered its routes: finds the decorated ones. Returns the count found. */
   bind(): number {
     const routes: ExpressCanaryRoute[] = [];
-    this.express.router.stack.forEach((layer, index) => {
+    const seen: RouterLayer[] = [];
+    for (const layer of this.express.router.stack) {
       const route = layer.route;
-      if (!route) return;
+      if (!route) continue;
+      const earlier = [...seen];
+      seen.push(layer);
       for (const step of route.stack) {
         const options = Reflect.getMetadata(CANARY_ROUTE_METADATA, step.handle) as CanaryRouteOptions | undefined;
         if (options === undefined) continue;
         const original = step.handle;
         step.handle = (req, res, next) => this.handler.runHandler(req, () => original(req, res, next));
-        routes.push({ template: route.path, options, layer, index });
+        routes.push({ template: route.path, options, layer, earlier });
       }
-    });
+    }
     this.routes = routes;
     return routes.length;
   }
@@ -81,11 +84,7 @@ export class ExpressCanaryHooks implements CanaryHttpHooks {
     for (const route of routes) {
       if (!handlesMethod(route.layer, method) || !route.layer.match(path)) continue;
       // Express routes to the first matching route: an earlier undecorated one wins.
-      const stack = this.express.router.stack;
-      for (let i = 0; i < route.index; i++) {
-        const earlier = stack[i];
-        if (earlier.route && earlier !== route.layer && handlesMethod(earlier, method) && earlier.match(path)) return undefined;
-      }
+      for (const earlier of route.earlier) if (handlesMethod(earlier, method) && earlier.match(path)) return undefined;
       return route;
     }
     return undefined;
