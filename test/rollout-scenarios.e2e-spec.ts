@@ -4,7 +4,7 @@ import { logEvents } from './support/process';
 import { ADAPTERS, ensureFixturesBuilt, SAMPLE_MAIN } from './support/apps';
 import { RolloutAppKind } from '../bench/rollout/apps';
 import { BalancerKind } from '../bench/rollout/balancers';
-import { formatRunLine, formatTable } from '../bench/rollout/report';
+import { formatRunLine, formatSummary, formatTable } from '../bench/rollout/report';
 import { describeFailures, RunResult, runRollout, ScenarioKind } from '../bench/rollout/scenarios';
 
 /**
@@ -44,7 +44,7 @@ describe('releases under load behind HAProxy and nginx', () => {
   }, 60_000);
 
   afterAll(() => {
-    if (table.length > 0) console.log(`releases under load (short form)\n${formatTable(table)}`);
+    if (table.length > 0) console.log(`releases under load (short form)\n${formatSummary(table)}\n\n${formatTable(table)}`);
   });
 
   describe.each(ADAPTERS)('the sample on %s', (adapter) => {
