@@ -120,7 +120,7 @@ describe.each(['express', 'fastify'] as const)('@Canary() on the adapter hooks (
   });
   afterAll(() => agent.destroy());
 
-  async function boot(options: CanaryModuleOptions = RULES): Promise<string> {
+  async function boot(options: CanaryModuleOptions = RULES, appOptions: { bodyParser?: boolean } = {}): Promise<string> {
     canary = await startCanary();
     const forwarder = new HttpCanaryForwarder(canary.url);
     // In the application's own module, neither global nor exported: the canary module finds it there.
@@ -131,9 +131,45 @@ describe.each(['express', 'fastify'] as const)('@Canary() on the adapter hooks (
     })
     class AppModule {}
     const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).compile();
-    app = moduleRef.createNestApplication(adapter === 'fastify' ? new FastifyAdapter() : new ExpressAdapter(), { logger: false });
+    app = moduleRef.createNestApplication(adapter === 'fastify' ? new FastifyAdapter() : new ExpressAdapter(), {
+      logger: false,
+      ...appOptions,
+    });
     await app.listen(0, '127.0.0.1');
     return (await app.getUrl()).replace('[::1]', '127.0.0.1');
+  }
+
+  it("decides and forwards with Nest's body parsers turned off", async () => {
+    const url = await boot(RULES, { bodyParser: false });
+    const body = Buffer.from('raw bytes, parsed by nobody');
+    const forwarded = await send(agent, url, 'POST', '/orders/7/notes', { 'content-type': 'text/plain', 'x-env': 'canary' }, body);
+    expect(forwarded.body).toMatchObject({ servedBy: 'canary', bytes: body.length });
+    const stable = await send(agent, url, 'POST', '/orders/7/notes', { 'content-type': 'text/plain' }, body);
+    expect(stable.body).toMatchObject({ servedBy: 'stable', decision: { variant: 'stable', reason: 'no_match' } });
+  });
+
+  if (adapter === 'express') {
+    it('adds no router layer of its own: the check runs in the first middleware every request passes', async () => {
+      const middlewareOf = (nest: INestApplication) =>
+        nest
+          .getHttpAdapter()
+          .getInstance<{ router: { stack: Array<{ name: string; route?: unknown }> } }>()
+          .router.stack.filter((layer) => !layer.route)
+          .map((layer) => layer.name);
+      @Module({})
+      class PlainModule {}
+      const plain = (await Test.createTestingModule({ imports: [PlainModule] }).compile()).createNestApplication(new ExpressAdapter(), {
+        logger: false,
+      });
+      await plain.init();
+      const without = middlewareOf(plain);
+      await plain.close();
+      const url = await boot();
+      expect(middlewareOf(app as INestApplication)).toEqual(without);
+      // And the check is there: a decorated route is still decided.
+      const reply = await send(agent, url, 'POST', '/orders/7/notes', { 'content-type': 'application/json' }, Buffer.from('{}'));
+      expect(reply.body).toMatchObject({ decision: { variant: 'stable', reason: 'no_match' } });
+    });
   }
 
   it('forwards a JSON POST to the canary before the body parser reads it, intact', async () => {

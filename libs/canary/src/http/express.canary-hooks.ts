@@ -11,6 +11,8 @@ type Handle = (req: IncomingMessage, res: ServerResponse, next: Next) => unknown
 interface RouterLayer {
   handle: Handle;
   match(path: string): unknown;
+  /** A middleware layer mounted at `/`: it sees every request. */
+  readonly slash?: boolean;
   route?: { path: string; methods: Record<string, boolean | undefined>; stack: RouterLayer[] };
 }
 export interface ExpressInstanceLike {
@@ -26,10 +28,14 @@ interface ExpressCanaryRoute extends CanaryHttpRoute {
 
 /**
  * Express has no per-route hook that runs before the body parsers Nest installs for the whole app,
- * so the hooks add one middleware in front of them (first in the app's stack) that recognises a
- * `@Canary()` route by Express's own path matching of that route's layer; the request of any other
- * route costs one check of an empty list per decorated route pattern. The route's handler (Nest's,
- * which carries `@Canary()`'s metadata) is wrapped to run in the decision's context.
+ * so the hooks put a check in front of them that recognises a `@Canary()` route by Express's own
+ * path matching of that route's layer. The check goes into the first layer of the app's stack when
+ * that is a middleware every request passes (Nest 12's security hook, Nest 11's JSON body parser),
+ * ahead of its own work: one router layer less to walk on every request of every route. Otherwise
+ * it is a middleware layer of its own, first. The
+ * request of an undecorated route costs a test of the method and path against each decorated route.
+ * The route's handler (Nest's, which carries `@Canary()`'s metadata) is wrapped to run in the
+ * decision's context.
  */
 export class ExpressCanaryHooks implements CanaryHttpHooks {
   readonly adapter = 'express';
@@ -40,12 +46,17 @@ export class ExpressCanaryHooks implements CanaryHttpHooks {
     private readonly handler: CanaryRequestHandler,
   ) {}
 
-  /** Before Nest registers its routes: the middleware goes ahead of the body parsers already installed. */
+  /** Before Nest registers its routes: the check goes ahead of the body parsers already installed. */
   install(): void {
-    this.express.use(this.beforeBodyParsers);
     const stack = this.express.router.stack;
-    const layer = stack.pop() as RouterLayer;
-    stack.unshift(layer);
+    const first = stack[0];
+    if (first !== undefined && first.slash === true && first.route === undefined && first.handle.length <= 3) {
+      const parser = first.handle;
+      first.handle = (req, res, next) => this.check(req, res, next, parser);
+      return;
+    }
+    this.express.use((req, res, next) => this.check(req, res, next, undefined));
+    stack.unshift(stack.pop() as RouterLayer);
   }
 
   /** Once Nest registered its routes: finds the decorated ones. Returns the count found. */
@@ -69,13 +80,14 @@ export class ExpressCanaryHooks implements CanaryHttpHooks {
     return routes.length;
   }
 
-  private readonly beforeBodyParsers = (req: IncomingMessage, res: ServerResponse, next: Next): void => {
+  /** Decides a request of a decorated route, then hands it to `then` (the layer's own middleware) or to `next`. */
+  private check(req: IncomingMessage, res: ServerResponse, next: Next, then: Handle | undefined): unknown {
     const routes = this.routes;
-    if (routes.length === 0) return next();
-    const route = this.matching(routes, req);
-    if (route === undefined) return next();
-    this.handler.handle(req as DecidedRequest, res, route, { proceed: () => next() });
-  };
+    const route = routes.length === 0 ? undefined : this.matching(routes, req);
+    if (route === undefined) return then === undefined ? next() : then(req, res, next);
+    this.handler.handle(req as DecidedRequest, res, route, { proceed: () => (then === undefined ? next() : then(req, res, next)) });
+    return undefined;
+  }
 
   /** The decorated route Express will route this request to, if any. */
   private matching(routes: readonly ExpressCanaryRoute[], req: IncomingMessage): ExpressCanaryRoute | undefined {
