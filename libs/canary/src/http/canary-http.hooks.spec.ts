@@ -42,6 +42,13 @@ class OrdersController {
     return { servedBy: 'stable', decision, fromContext: this.context.current() ?? null };
   }
 
+  @Get(':id/later')
+  @Canary({ forward: false })
+  async later(@CanaryDecision() decision: Decision) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    return { servedBy: 'stable', decision, fromContext: this.context.current() ?? null };
+  }
+
   @Get(':id')
   plain(@CanaryDecision() decision: Decision) {
     return { servedBy: 'stable', decision: decision ?? null, fromContext: this.context.current() ?? null };
@@ -209,6 +216,22 @@ describe.each(['express', 'fastify'] as const)('@Canary() on the adapter hooks (
     );
     expect(reply.body).toMatchObject({ servedBy: 'stable', body: { note: 'hi' }, decision: { variant: 'stable', reason: 'no_match' } });
     expect(reply.body.fromContext).toEqual(reply.body.decision);
+  });
+
+  it("keeps a GET handler in its decision's context across awaits, a decision that waited for a token included", async () => {
+    const url = await boot({ rules: { claim: { plan: 'beta' } }, jwt: { secret: SECRET, algorithms: ['HS256'] } });
+    const token = await new SignJWT({ plan: 'beta' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setExpirationTime('5m')
+      .sign(new TextEncoder().encode(SECRET));
+    const [beta, none] = await Promise.all([
+      send(agent, url, 'GET', '/orders/7/later', { authorization: `Bearer ${token}` }),
+      send(new Agent({ keepAlive: false }), url, 'GET', '/orders/7/later', {}),
+    ]);
+    expect(beta.body.decision).toMatchObject({ variant: 'canary', reason: 'claim', servedLocally: 'not_forwarded' });
+    expect(beta.body.fromContext).toEqual(beta.body.decision);
+    expect(none.body.decision).toMatchObject({ variant: 'stable', reason: 'no_match' });
+    expect(none.body.fromContext).toEqual(none.body.decision);
   });
 
   it('leaves no decision behind on the connection for the next, undecorated request', async () => {
