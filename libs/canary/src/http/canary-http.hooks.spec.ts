@@ -157,12 +157,9 @@ describe.each(['express', 'fastify'] as const)('@Canary() on the adapter hooks (
 
   if (adapter === 'express') {
     it('adds no router layer of its own: the check runs in the first middleware every request passes', async () => {
+      type RouterStack = { router: { stack: Array<{ name: string; route?: unknown }> } };
       const middlewareOf = (nest: INestApplication) =>
-        nest
-          .getHttpAdapter()
-          .getInstance<{ router: { stack: Array<{ name: string; route?: unknown }> } }>()
-          .router.stack.filter((layer) => !layer.route)
-          .map((layer) => layer.name);
+        (nest.getHttpAdapter().getInstance() as RouterStack).router.stack.filter((layer) => !layer.route).map((layer) => layer.name);
       @Module({})
       class PlainModule {}
       const plain = (await Test.createTestingModule({ imports: [PlainModule] }).compile()).createNestApplication(new ExpressAdapter(), {
