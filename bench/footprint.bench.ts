@@ -1,10 +1,10 @@
 /**
  * `npm run bench:footprint`: where the stack's memory at READY comes from before any request, the
- * code each package loads. For every package below, a fresh Node process loads
- * `@nestjs/core` and `@nestjs/platform-express` (what bare Nest loads), collects garbage, notes
- * its RSS and heap, loads the package, collects again and prints what was added, with the Node
- * built-ins the package pulled in (Node's ES module loader, worker_threads: memory of their own,
- * outside the package's code). Medians of BENCH_ROUNDS (default 5) processes per package.
+ * code each package loads. For every package below, a fresh Node process loads `@nestjs/core` and
+ * `@nestjs/platform-express` (what bare Nest loads), collects garbage, notes its RSS and heap,
+ * loads the package, collects again and prints what was added, and which of a few Node built-ins
+ * of note it pulled in (the ES module loader, worker_threads, v8). Medians of BENCH_ROUNDS
+ * (default 5) processes per package.
  */
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';

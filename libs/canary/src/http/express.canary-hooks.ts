@@ -32,10 +32,9 @@ interface ExpressCanaryRoute extends CanaryHttpRoute {
  * path matching of that route's layer. The check goes into the first layer of the app's stack when
  * that is a middleware every request passes (Nest 12's security hook, Nest 11's JSON body parser),
  * ahead of its own work: one router layer less to walk on every request of every route. Otherwise
- * it is a middleware layer of its own, first. The
- * request of an undecorated route costs a test of the method and path against each decorated route.
- * The route's handler (Nest's, which carries `@Canary()`'s metadata) is wrapped to run in the
- * decision's context.
+ * it is a middleware layer of its own, first. The request of an undecorated route costs a test of
+ * the method and path against each decorated route. The route's handler (Nest's, which carries
+ * `@Canary()`'s metadata) is wrapped to run in the decision's context.
  */
 export class ExpressCanaryHooks implements CanaryHttpHooks {
   readonly adapter = 'express';
