@@ -20,6 +20,11 @@ const RULES: CanaryModuleOptions = { rules: { header: { 'x-env': 'canary' } } };
 
 type Decision = CanaryDecision | undefined;
 
+/** A token with `claims`, signed with SECRET (HS256), valid for 5 minutes. */
+function signed(claims: Record<string, unknown>): Promise<string> {
+  return new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('5m').sign(new TextEncoder().encode(SECRET));
+}
+
 @Controller('orders')
 class OrdersController {
   constructor(private readonly context: CanaryContext) {}
@@ -199,10 +204,7 @@ describe.each(['express', 'fastify'] as const)('@Canary() on the adapter hooks (
 
   it('keeps the context of a decision that waited for a token, across the body parser', async () => {
     const url = await boot({ rules: { claim: { plan: 'beta' } }, jwt: { secret: SECRET, algorithms: ['HS256'] } });
-    const token = await new SignJWT({ plan: 'free' })
-      .setProtectedHeader({ alg: 'HS256' })
-      .setExpirationTime('5m')
-      .sign(new TextEncoder().encode(SECRET));
+    const token = await signed({ plan: 'free' });
     const reply = await send(
       agent,
       url,
@@ -217,10 +219,7 @@ describe.each(['express', 'fastify'] as const)('@Canary() on the adapter hooks (
 
   it("keeps a GET handler in its decision's context across awaits, a decision that waited for a token included", async () => {
     const url = await boot({ rules: { claim: { plan: 'beta' } }, jwt: { secret: SECRET, algorithms: ['HS256'] } });
-    const token = await new SignJWT({ plan: 'beta' })
-      .setProtectedHeader({ alg: 'HS256' })
-      .setExpirationTime('5m')
-      .sign(new TextEncoder().encode(SECRET));
+    const token = await signed({ plan: 'beta' });
     const [beta, none] = await Promise.all([
       send(agent, url, 'GET', '/orders/7/later', { authorization: `Bearer ${token}` }),
       send(new Agent({ keepAlive: false }), url, 'GET', '/orders/7/later', {}),
