@@ -5,7 +5,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request, type IncomingMessage } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { performance, PerformanceObserver } from 'node:perf_hooks';
 import { Controller, Get, Global, HttpCode, Module, Param, Post, Req, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
@@ -40,7 +40,10 @@ import { askForked, forkServer, intEnv, serverCpuMicros, stopForked } from './su
  * - latency: the same request at a fixed BENCH_RATE requests/s for BENCH_LATENCY_MS, each timed from
  *   the moment it is sent to the end of its answer. A fixed rate well below every path's capacity
  *   keeps queueing out of the figures, so the added latency is the hop's own (under saturation it
- *   would mostly restate the throughput difference);
+ *   would mostly restate the throughput difference). Meanwhile the Node instances the path crosses
+ *   (the canary; for the forwarder, the stable instance too) count their garbage-collection pauses
+ *   (`PerformanceObserver`, entry type `gc`): a request that arrives during one waits for it, so
+ *   they are what the p99 is made of at this rate;
  * - for direct and forwarder, BENCH_UPLOADS sequential `POST /orders/:id/attachments` of 1 MiB
  *   (`application/octet-stream`, read as a raw stream by the handler), each answered with the
  *   byte count and sha256 the canary saw, checked against what was sent.
@@ -144,11 +147,51 @@ async function serve(track: CanaryTrack, adapter: AdapterName, canaryUrl: string
   }
   await app.listen(0, '127.0.0.1');
   process.send?.({ port: (app.getHttpServer().address() as { port: number }).port });
-  process.on('message', () => {
+  const gc = watchGcPauses();
+  process.on('message', (message) => {
+    if (message === 'gc') {
+      process.send?.(gc.take());
+      return;
+    }
     const { user, system } = process.cpuUsage();
     process.send?.({ cpuMicros: user + system });
   });
   process.once('disconnect', () => void app.close().then(() => process.exit(0)));
+}
+
+/** Garbage-collection pauses of this process since the last `take()`. */
+interface GcPauses {
+  count: number;
+  totalMs: number;
+  longestMs: number;
+}
+
+function watchGcPauses(): { take(): GcPauses } {
+  let pauses: GcPauses = { count: 0, totalMs: 0, longestMs: 0 };
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      pauses.count++;
+      pauses.totalMs += entry.duration;
+      pauses.longestMs = Math.max(pauses.longestMs, entry.duration);
+    }
+  }).observe({ entryTypes: ['gc'] });
+  return {
+    take() {
+      const taken = pauses;
+      pauses = { count: 0, totalMs: 0, longestMs: 0 };
+      return taken;
+    },
+  };
+}
+
+/** The pauses of every instance a path crosses, since the last call. */
+async function takeGcPauses(children: readonly ChildProcess[]): Promise<GcPauses> {
+  const all = await Promise.all(children.map((child) => askForked<GcPauses>(child, 'gc')));
+  return {
+    count: all.reduce((sum, p) => sum + p.count, 0),
+    totalMs: all.reduce((sum, p) => sum + p.totalMs, 0),
+    longestMs: Math.max(...all.map((p) => p.longestMs)),
+  };
 }
 
 type LoadOrder =
@@ -372,6 +415,8 @@ interface RoundFigures {
   upload?: LatencyFigures;
   /** Stable instance's CPU per forwarded request during the throughput measurement. */
   stableCpuMicrosPerRequest?: number;
+  /** Garbage-collection pauses in the instances the path crosses, during the latency measurement. */
+  gc?: GcPauses;
 }
 
 async function main(): Promise<void> {
@@ -419,7 +464,10 @@ async function main(): Promise<void> {
             figures.rps = (throughput.completed * 1000) / throughput.elapsedMs;
             if (path === 'forwarder')
               figures.stableCpuMicrosPerRequest = ((await serverCpuMicros(stable.child)) - cpuBefore) / throughput.completed;
+            const crossed = path === 'forwarder' ? [stable.child, canary.child] : [canary.child];
+            await takeGcPauses(crossed);
             figures.latency = percentiles((await drive(loader, { kind: 'latency', port, durationMs: latencyMs, rate }, label)).latenciesMs);
+            figures.gc = await takeGcPauses(crossed);
             if (isUploadPath(path))
               figures.upload = percentiles((await drive(loader, { kind: 'upload', port, count: uploads }, label)).latenciesMs);
             const key = `${adapter}|${path}`;
@@ -429,7 +477,8 @@ async function main(): Promise<void> {
                 (figures.upload ? `, 1 MiB POST p50 ${ms(figures.upload.p50)} p99 ${ms(figures.upload.p99)} ms` : '') +
                 (figures.stableCpuMicrosPerRequest !== undefined
                   ? `, stable ${figures.stableCpuMicrosPerRequest.toFixed(1)} µs CPU/req`
-                  : ''),
+                  : '') +
+                `, GC during the latency run: ${figures.gc.count} pauses, ${ms(figures.gc.totalMs)} ms in all, longest ${ms(figures.gc.longestMs)} ms`,
             );
           }
         }
@@ -477,7 +526,7 @@ function printTables(adapters: readonly AdapterName[], results: Map<string, Roun
 
   console.log(
     `\nGET ${QUOTE_PATH} (medians over ${rounds} rounds; ranges across rounds in brackets)` +
-      '\nadapter  path       req/s  vs direct              p50 ms  added p50                 p99 ms  added p99                 goal (p50 +≤1 ms, p99 +≤3 ms)  stable CPU µs/req',
+      '\nadapter  path       req/s  vs direct              p50 ms  added p50                 p99 ms  added p99                 goal (p50 +≤1 ms, p99 +≤3 ms)  stable CPU µs/req  GC pauses, longest ms',
   );
   for (const adapter of adapters) {
     for (const path of PATHS) {
@@ -489,10 +538,11 @@ function printTables(adapters: readonly AdapterName[], results: Map<string, Roun
           ? `p50 ${p50.relative <= GOAL_ADDED_P50_MS ? 'met' : 'MISSED'}, p99 ${p99.relative <= GOAL_ADDED_P99_MS ? 'met' : 'MISSED'}`
           : '-';
       const cpu = path === 'forwarder' ? median(runsOf(adapter, path).map((f) => f.stableCpuMicrosPerRequest!)).toFixed(1) : '-';
+      const pauses = gcText(runsOf(adapter, path));
       console.log(
         `${adapter.padEnd(8)} ${path.padEnd(9)} ${String(Math.round(rps.value)).padStart(6)}  ${rps.text.padEnd(21)}  ` +
           `${ms(p50.value).padStart(6)}  ${p50.text.padEnd(24)}  ${ms(p99.value).padStart(6)}  ${p99.text.padEnd(24)}  ` +
-          `${verdict.padEnd(29)}  ${cpu.padStart(17)}`,
+          `${verdict.padEnd(29)}  ${cpu.padStart(17)}  ${pauses}`,
       );
     }
   }
@@ -511,6 +561,11 @@ function printTables(adapters: readonly AdapterName[], results: Map<string, Roun
       );
     }
   }
+}
+
+/** Median count of pauses per latency run and median longest pause, over rounds. */
+function gcText(runs: readonly RoundFigures[]): string {
+  return `${median(runs.map((f) => f.gc!.count))}, ${ms(median(runs.map((f) => f.gc!.longestMs)))}`;
 }
 
 /** Nearest-rank percentiles. */

@@ -17,11 +17,22 @@ export class HttpServerTracker {
   private draining = false;
   private stopping = false;
   private idle: (() => void) | undefined;
+  /**
+   * One 'close' listener for every response, which Node calls with the response as `this`. A
+   * closure per request added with `once` (which wraps it in a bound function of its own) cost
+   * 17,000 of the 23,000 machine instructions this tracker added to a Fastify request (callgrind).
+   */
+  private readonly onResponseClose: (this: ServerResponse) => void;
 
   constructor(
     private readonly server: Server,
     private readonly now: () => number,
-  ) {}
+  ) {
+    const closed = (res: ServerResponse) => this.onResponseClosed(res);
+    this.onResponseClose = function (this: ServerResponse) {
+      closed(this);
+    };
+  }
 
   /** True when this tracker watches `server`. */
   serves(server: Server): boolean {
@@ -81,7 +92,8 @@ export class HttpServerTracker {
   private readonly onRequest = (_req: IncomingMessage, res: ServerResponse): void => {
     this.active.set(res, this.now());
     if (this.draining) res.setHeader('Connection', 'close');
-    res.once('close', () => this.onResponseClosed(res));
+    // A response emits 'close' once (after 'finish', or alone when the client went away first).
+    res.on('close', this.onResponseClose);
   };
 
   private onResponseClosed(res: ServerResponse): void {

@@ -8,6 +8,11 @@ import type { ResolvedLoggingOptions } from './logging.options';
 import { formatTraceparent, parseRequestId, parseTraceparent } from './traceparent';
 import { TraceStorage, type TraceIds } from './trace.storage';
 
+/** What the access line needs at the end of a response, kept on the response itself (see `logWhenDone`). */
+const ACCESS_TRACE = Symbol('@nest-rollout/logging:access-trace');
+const ACCESS_STARTED_AT = Symbol('@nest-rollout/logging:access-started-at');
+type LoggedResponse = ServerResponse & { [ACCESS_TRACE]?: TraceIds; [ACCESS_STARTED_AT]?: number };
+
 /** The parts of Fastify the listener uses; Fastify is not a dependency. */
 interface FastifyReplyLike {
   header(name: string, value: string): unknown;
@@ -28,12 +33,20 @@ export class HttpTraceListener implements OnApplicationBootstrap, OnApplicationS
   /** Fastify: the response headers go through the reply (see `onFastifyRequest`), not the raw response. */
   private headersThroughReply = false;
 
+  /** The access line's one 'close' listener for every response (Node calls it with the response as `this`). */
+  private readonly onResponseClose: (this: LoggedResponse) => void;
+
   constructor(
     private readonly adapterHost: HttpAdapterHost,
     @Inject(LOGGING_OPTIONS) private readonly options: ResolvedLoggingOptions,
     private readonly traces: TraceStorage,
     @Inject(LOGGING_PINO_LOGGER) private readonly logger: Logger,
-  ) {}
+  ) {
+    const log = (res: LoggedResponse) => this.logAccessLine(res);
+    this.onResponseClose = function (this: LoggedResponse) {
+      log(this);
+    };
+  }
 
   onApplicationBootstrap(): void {
     const server = this.adapterHost.httpAdapter?.getHttpServer() as Server | undefined;
@@ -98,29 +111,43 @@ export class HttpTraceListener implements OnApplicationBootstrap, OnApplicationS
       res.setHeader(TRACEPARENT_HEADER, formatTraceparent(trace.traceId, trace.spanId, trace.traceFlags));
       res.setHeader(REQUEST_ID_HEADER, trace.requestId);
     }
-    if (this.options.autoLogging) this.logWhenDone(req, res, trace);
+    if (this.options.autoLogging) this.logWhenDone(res, trace);
   };
 
-  private logWhenDone(req: IncomingMessage, res: ServerResponse, trace: TraceIds): void {
-    const startedAt = performance.now();
+  /**
+   * The access line is written when the response closes. What it needs travels on the response,
+   * and one listener serves every response: a closure per request added with `once` (which wraps
+   * it in a bound function of its own) cost 17,600 of the 48,800 machine instructions the line
+   * added to a Fastify request (callgrind); pino's serialisation of the line is most of the rest.
+   */
+  private logWhenDone(res: LoggedResponse, trace: TraceIds): void {
+    res[ACCESS_TRACE] = trace;
+    res[ACCESS_STARTED_AT] = performance.now();
     // 'close' comes after 'finish', and alone when the client went away first.
-    res.once('close', () => {
-      const fields = {
-        event: res.writableFinished ? LoggingEvent.REQUEST_COMPLETED : LoggingEvent.REQUEST_ABORTED,
-        method: req.method,
-        // Without the query string, which is where tokens and personal data end up.
-        path: pathOf(req.url),
-        status_code: res.statusCode,
-        duration_ms: Math.round((performance.now() - startedAt) * 10) / 10,
-      };
-      // 'close' may fire in another request's context (the socket's); log in this one's. (Cheaper,
-      // too, than handing pino the ids in an object built by spreading: such an object leaves V8's
-      // fast properties, and pino's serialisation of it costs twice the line.)
-      this.traces.run(trace, () => {
-        if (!res.writableFinished) this.logger.warn(fields);
-        else if (res.statusCode >= 500) this.logger.error(fields);
-        else this.logger.info(fields);
-      });
+    res.on('close', this.onResponseClose);
+  }
+
+  private logAccessLine(res: LoggedResponse): void {
+    const trace = res[ACCESS_TRACE];
+    if (trace === undefined) return;
+    // A response emits 'close' once; this makes sure a second one could not log twice.
+    res[ACCESS_TRACE] = undefined;
+    const req = res.req;
+    const fields = {
+      event: res.writableFinished ? LoggingEvent.REQUEST_COMPLETED : LoggingEvent.REQUEST_ABORTED,
+      method: req.method,
+      // Without the query string, which is where tokens and personal data end up.
+      path: pathOf(req.url),
+      status_code: res.statusCode,
+      duration_ms: Math.round((performance.now() - (res[ACCESS_STARTED_AT] ?? 0)) * 10) / 10,
+    };
+    // 'close' may fire in another request's context (the socket's); log in this one's. (Cheaper,
+    // too, than handing pino the ids in an object built by spreading: such an object leaves V8's
+    // fast properties, and pino's serialisation of it costs twice the line.)
+    this.traces.run(trace, () => {
+      if (!res.writableFinished) this.logger.warn(fields);
+      else if (res.statusCode >= 500) this.logger.error(fields);
+      else this.logger.info(fields);
     });
   }
 }
