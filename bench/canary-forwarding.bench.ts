@@ -5,7 +5,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request, type IncomingMessage } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance, PerformanceObserver } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import { Controller, Get, Global, HttpCode, Module, Param, Post, Req, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
@@ -13,7 +13,7 @@ import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Canary, CANARY_FORWARDER, CanaryDecision, CanaryModule, HttpCanaryForwarder, type CanaryTrack } from '@nest-rollout/canary';
 import { accepts, freePort } from '../test/support/ports';
 import { delay, startProcess, type ManagedProcess } from '../test/support/process';
-import { askForked, forkServer, intEnv, serverCpuMicros, stopForked } from './support';
+import { askForked, forkServer, intEnv, serverCpuMicros, stopForked, takeGcPauses, watchGcPauses, type GcPauses } from './support';
 
 /**
  * Cost of forwarding canary requests with @nest-rollout/canary's HttpCanaryForwarder, against
@@ -157,41 +157,6 @@ async function serve(track: CanaryTrack, adapter: AdapterName, canaryUrl: string
     process.send?.({ cpuMicros: user + system });
   });
   process.once('disconnect', () => void app.close().then(() => process.exit(0)));
-}
-
-/** Garbage-collection pauses of this process since the last `take()`. */
-interface GcPauses {
-  count: number;
-  totalMs: number;
-  longestMs: number;
-}
-
-function watchGcPauses(): { take(): GcPauses } {
-  let pauses: GcPauses = { count: 0, totalMs: 0, longestMs: 0 };
-  new PerformanceObserver((list) => {
-    for (const entry of list.getEntries()) {
-      pauses.count++;
-      pauses.totalMs += entry.duration;
-      pauses.longestMs = Math.max(pauses.longestMs, entry.duration);
-    }
-  }).observe({ entryTypes: ['gc'] });
-  return {
-    take() {
-      const taken = pauses;
-      pauses = { count: 0, totalMs: 0, longestMs: 0 };
-      return taken;
-    },
-  };
-}
-
-/** The pauses of every instance a path crosses, since the last call. */
-async function takeGcPauses(children: readonly ChildProcess[]): Promise<GcPauses> {
-  const all = await Promise.all(children.map((child) => askForked<GcPauses>(child, 'gc')));
-  return {
-    count: all.reduce((sum, p) => sum + p.count, 0),
-    totalMs: all.reduce((sum, p) => sum + p.totalMs, 0),
-    longestMs: Math.max(...all.map((p) => p.longestMs)),
-  };
 }
 
 type LoadOrder =

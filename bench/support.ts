@@ -1,4 +1,5 @@
 import { fork, type ChildProcess, type Serializable } from 'node:child_process';
+import { PerformanceObserver } from 'node:perf_hooks';
 
 /** A positive whole number from the environment (BENCH_DURATION_MS and the like), or `fallback`. */
 export function intEnv(name: string, fallback: number): number {
@@ -89,4 +90,43 @@ export async function stopForked(child: ChildProcess): Promise<void> {
   const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
   await exited;
   clearTimeout(timer);
+}
+
+/** Garbage-collection pauses of a process over a stretch of time. */
+export interface GcPauses {
+  count: number;
+  totalMs: number;
+  longestMs: number;
+}
+
+/**
+ * In a benchmark server: counts this process's garbage-collection pauses (`PerformanceObserver`,
+ * entry type `gc`); `take()` returns those since the last `take()`.
+ */
+export function watchGcPauses(): { take(): GcPauses } {
+  let pauses: GcPauses = { count: 0, totalMs: 0, longestMs: 0 };
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      pauses.count++;
+      pauses.totalMs += entry.duration;
+      pauses.longestMs = Math.max(pauses.longestMs, entry.duration);
+    }
+  }).observe({ entryTypes: ['gc'] });
+  return {
+    take() {
+      const taken = pauses;
+      pauses = { count: 0, totalMs: 0, longestMs: 0 };
+      return taken;
+    },
+  };
+}
+
+/** The pauses of every server in `children` since the last call (each answers `'gc'` with `watchGcPauses().take()`). */
+export async function takeGcPauses(children: readonly ChildProcess[]): Promise<GcPauses> {
+  const all = await Promise.all(children.map((child) => askForked<GcPauses>(child, 'gc')));
+  return {
+    count: all.reduce((sum, p) => sum + p.count, 0),
+    totalMs: all.reduce((sum, p) => sum + p.totalMs, 0),
+    longestMs: Math.max(0, ...all.map((p) => p.longestMs)),
+  };
 }
