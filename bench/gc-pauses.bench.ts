@@ -118,7 +118,9 @@ async function main(): Promise<void> {
   const nodePath = process.env.BENCH_NODE || undefined;
   console.log(
     `gc pauses bench: GET /orders/42 at ${rate} req/s for ${durationMs} ms after ${warmupMs} ms, ${rounds} rounds, ` +
-      `servers on ${nodePath ?? process.execPath}\nload average at start: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`,
+      `servers on ${nodePath ?? process.execPath}\nload average at start: ${loadavg()
+        .map((x) => x.toFixed(2))
+        .join(' ')}`,
   );
   const results = new Map<ServerName, Round[]>();
   for (let round = 0; round < rounds; round++) {
@@ -139,15 +141,27 @@ async function main(): Promise<void> {
       }
     }
   }
-  console.log(`load average at end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  console.log(
+    `load average at end: ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`,
+  );
   console.log(`\nserver   p50 ms  p99 ms  GC pauses in ${durationMs / 1000} s  average ms  longest ms   (medians over ${rounds} rounds)`);
   for (const name of SERVERS) {
     const runs = results.get(name)!;
     const m = (f: (r: Round) => number) => median(runs.map(f));
     console.log(
-      `${name.padEnd(8)} ${m((r) => r.p50).toFixed(2).padStart(6)}  ${m((r) => r.p99).toFixed(2).padStart(6)}  ` +
-        `${String(m((r) => r.gc.count)).padStart(16)}  ${m((r) => (r.gc.count ? r.gc.totalMs / r.gc.count : 0)).toFixed(1).padStart(10)}  ` +
-        `${m((r) => r.gc.longestMs).toFixed(1).padStart(10)}`,
+      `${name.padEnd(8)} ${m((r) => r.p50)
+        .toFixed(2)
+        .padStart(6)}  ${m((r) => r.p99)
+        .toFixed(2)
+        .padStart(6)}  ` +
+        `${String(m((r) => r.gc.count)).padStart(16)}  ${m((r) => (r.gc.count ? r.gc.totalMs / r.gc.count : 0))
+          .toFixed(1)
+          .padStart(10)}  ` +
+        `${m((r) => r.gc.longestMs)
+          .toFixed(1)
+          .padStart(10)}`,
     );
   }
 }
