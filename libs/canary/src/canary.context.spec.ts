@@ -4,6 +4,7 @@ import { Controller, Get, INestApplication, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
+import { requestStorage } from '@nest-rollout/lifecycle';
 import { LoggingModule, TraceContext } from '@nest-rollout/logging';
 import { Canary, CanaryContext, CanaryDecision, CanaryModule } from './index';
 import type { CanaryDecision as Decision } from './canary.types';
@@ -24,6 +25,8 @@ class OrdersController {
     return {
       decision,
       fromContext: this.canary.current() ?? null,
+      // One store for the request: the decision sits beside the trace ids, no second storage entered.
+      inTraceStore: trace?.canary ?? null,
       traceId: trace?.traceId ?? null,
       nested: this.traces.run(() => this.canary.current() ?? null),
       overridden: this.canary.run(override, () => ({ decision: this.canary.current(), traceId: this.traces.current()?.traceId })),
@@ -72,11 +75,12 @@ describe.each(['express', 'fastify'] as const)('CanaryContext beside LoggingModu
     await app.close();
   });
 
-  it("keeps the decision for the request's handler beside its trace, in the request's nested TraceContext.run blocks too", async () => {
+  it("keeps the decision in the request's trace store, for the request's nested blocks too", async () => {
     const body = await get(agent, url, '/orders/7/quote', { 'x-env': 'canary' });
     const decision = { variant: 'canary', reason: 'header', route: '/orders/:id/quote', servedLocally: 'not_forwarded' };
     expect(body.decision).toEqual(decision);
     expect(body.fromContext).toEqual(decision);
+    expect(body.inTraceStore).toEqual(decision);
     expect(body.traceId).toMatch(/^[0-9a-f]{32}$/);
     expect(body.nested).toEqual(decision);
   });
@@ -98,8 +102,8 @@ describe.each(['express', 'fastify'] as const)('CanaryContext beside LoggingModu
     expect(plain.traceId).not.toBe(decided.traceId);
   });
 
-  it('has no decision and no trace current outside a request', () => {
+  it('uses the one storage of nest-rollout: nothing is current outside a request', () => {
+    expect(requestStorage.getStore()).toBeUndefined();
     expect(app.get(CanaryContext).current()).toBeUndefined();
-    expect(app.get(TraceContext).current()).toBeUndefined();
   });
 });

@@ -26,5 +26,7 @@ export {
   rejected,
   withoutDefault,
 } from './module-options';
+export { requestStorage } from './request-store';
+export type { RequestStore } from './request-store';
 export { DEFAULT_BACKOFF_POLICY, backoffDelayMs, backoffOptions, bounded } from './retry';
 export type { BackoffOptions, BackoffPolicy, BoundedCallOptions } from './retry';

@@ -48,6 +48,9 @@ describe('TraceContext', () => {
       parentSpanId: undefined,
       traceFlags: '01',
       requestId: seen.before?.traceId,
+      // A block, not a request; outside any decided request, no canary decision to keep.
+      request: false,
+      canary: undefined,
     });
     expect(seen.after).toBe(seen.before);
     expect(seen.traceparent).toBe(`00-${seen.before?.traceId}-${seen.before?.spanId}-01`);

@@ -46,6 +46,6 @@ export class TraceContext {
    * A valid `traceparent` (e.g. from a message header) is continued, anything else ignored.
    */
   run<T>(fn: () => T, traceparent?: string): T {
-    return this.storage.run(this.storage.begin(parseTraceparent(traceparent), undefined), fn);
+    return this.storage.run(this.storage.begin(parseTraceparent(traceparent), undefined, true), fn);
   }
 }

@@ -1,11 +1,13 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { Inject, Injectable, Optional } from '@nestjs/common';
-import { LifecycleService } from '@nest-rollout/lifecycle';
+import { LifecycleService, requestStorage, type RequestStore } from '@nest-rollout/lifecycle';
 import { TraceIdGenerator } from './trace-id.generator';
 import { traceIdFromRequestId, type Traceparent } from './traceparent';
 
-/** The ids of the request (or `TraceContext.run` block) being handled. */
-export interface TraceIds {
+/**
+ * The ids of the request (or `TraceContext.run` block) being handled: the unit of work's store in
+ * nest-rollout's one AsyncLocalStorage, where `@Canary()` keeps its decision beside them.
+ */
+export interface TraceIds extends RequestStore {
   /** 32 hex digits: the caller's (from its traceparent or a hex x-request-id), else new. */
   readonly traceId: string;
   /** 16 hex digits: new for this request; sent back in the response's traceparent. */
@@ -34,14 +36,15 @@ export interface TraceLogFields {
 const NEW_TRACE_FLAGS = '01';
 
 /**
- * Owns the per-request trace context: one AsyncLocalStorage and one small `TraceIds` object per
- * request, read by the pino mixin on every line. Internal; `TraceContext` is the public face.
- * State lives here, in a provider, rather than in module globals, so that two applications in one
- * process (tests) never share ids.
+ * Owns the per-request trace context: one small `TraceIds` object per request, the request's store
+ * in nest-rollout's AsyncLocalStorage (`requestStorage`, shared with `@Canary()`), read by the
+ * pino mixin on every line. Internal; `TraceContext` is the public face. The ids come from this
+ * provider rather than from module globals, so that two applications in one process (tests) never
+ * share ids.
  */
 @Injectable()
 export class TraceStorage {
-  private readonly storage = new AsyncLocalStorage<TraceIds>();
+  private readonly storage = requestStorage;
   private readonly ids = new TraceIdGenerator();
   /** The trace of lines logged outside requests when no LifecycleModule owns one. */
   private readonly bootTraceId = this.ids.traceId();
@@ -51,8 +54,10 @@ export class TraceStorage {
     this.lifecycle = lifecycle;
   }
 
+  /** The current unit of work's ids; not a store `@Canary()` made for itself alone, which has none. */
   current(): TraceIds | undefined {
-    return this.storage.getStore();
+    const store = this.storage.getStore() as TraceIds | undefined;
+    return store?.traceId === undefined ? undefined : store;
   }
 
   /**
@@ -71,8 +76,13 @@ export class TraceStorage {
     this.lifecycle = lifecycle;
   }
 
-  /** New ids for a unit of work, continuing `parent` (or a hex `requestId`) when given. */
-  begin(parent: Traceparent | undefined, requestId: string | undefined): TraceIds {
+  /**
+   * New ids for a unit of work, continuing `parent` (or a hex `requestId`) when given: an HTTP
+   * request as it arrives, or with `nested` a unit of work inside the current one, which keeps its
+   * `@Canary()` decision. A request never does: the store current when it arrives is the previous
+   * request's on the connection.
+   */
+  begin(parent: Traceparent | undefined, requestId: string | undefined, nested = false): TraceIds {
     const traceId = parent?.traceId ?? (requestId === undefined ? undefined : traceIdFromRequestId(requestId)) ?? this.ids.traceId();
     return {
       traceId,
@@ -80,6 +90,8 @@ export class TraceStorage {
       parentSpanId: parent?.parentId,
       traceFlags: parent?.traceFlags ?? NEW_TRACE_FLAGS,
       requestId: requestId ?? traceId,
+      request: !nested,
+      canary: nested ? this.storage.getStore()?.canary : undefined,
     };
   }
 
@@ -97,7 +109,7 @@ export class TraceStorage {
 
   /** Called by pino for every line; a new object each time because pino merges into it. */
   logFields(): TraceLogFields {
-    const trace = this.storage.getStore();
+    const trace = this.current();
     return trace === undefined ? { trace_id: this.sequenceTraceId() } : fieldsOf(trace);
   }
 }

@@ -80,7 +80,7 @@ export class CanaryRequestHandler {
   /** Runs `fn` (the route's handler) with the request's decision as `CanaryContext.current()`. */
   runHandler<T>(req: DecidedRequest, fn: () => T): T {
     const decision = req[CANARY_DECISION_KEY];
-    return decision === undefined ? fn() : this.context.run(decision, fn);
+    return decision === undefined ? fn() : this.context.runForRequest(decision, fn);
   }
 
   private proceed(
