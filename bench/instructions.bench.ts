@@ -73,7 +73,6 @@ async function count(adapter: AdapterName, variant: Variant, warmup: number, req
     if (!totals) throw new Error(`${adapter}/${variant}: no totals in the callgrind dump`);
     return { adapter, variant, perRequest: Number(totals[1]) / requests };
   } finally {
-    child.kill('SIGKILL');
     await stopForked(child);
     rmSync(dir, { recursive: true, force: true });
   }
