@@ -22,8 +22,9 @@ import { intEnv, stopForked } from './support';
  * collector's interval, a log flush timer) counts 50 times more per request than it costs in real
  * time. Garbage collection is counted where it happens: on Express, whose requests allocate
  * several times more, collections falling in or out of the window move a figure by up to ±6 %;
- * on Fastify repeated runs agree within 0.3 %. BENCH_PARALLEL (2) servers are counted at once:
- * each is counted alone, whatever runs beside it.
+ * on Fastify repeated counts agree within 0.3 % for most variants. BENCH_PARALLEL (2) servers
+ * are counted at once, each alone; what runs beside them only slows them, which adds to the
+ * timer-driven share above.
  *
  *   npm run bench:instructions
  *   BENCH_ADAPTERS=express BENCH_VARIANTS=bare,stack npm run bench:instructions
